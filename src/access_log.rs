@@ -1,0 +1,243 @@
+//! One access-log record per request (SPEC §5). Lines are formatted on the
+//! request's task and written by one thread, so a slow disk never blocks a
+//! request and lines never interleave.
+
+use crate::error::Decision;
+use crate::snapshot::{AccessLogFormat, AccessLogOutput, AccessLogSettings};
+use serde::Serialize;
+use std::io::Write;
+use std::net::IpAddr;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+/// What the request path learned about one request, filled in stage by stage.
+/// It never holds a credential: only the key id and subject.
+#[derive(Debug)]
+pub struct RequestRecord {
+    pub started: Instant,
+    pub request_id: String,
+    pub client_ip: IpAddr,
+    pub method: http::Method,
+    pub version: http::Version,
+    pub path: String,
+    pub status: u16,
+    pub bytes_out: u64,
+    pub upstream_ms: Option<f64>,
+    pub route: Option<Arc<str>>,
+    pub auth_method: Option<&'static str>,
+    pub subject: Option<Arc<str>>,
+    pub key_id: Option<Arc<str>>,
+    pub decision: Decision,
+    pub reason: Option<&'static str>,
+    pub user_agent: Option<String>,
+    pub tls_version: &'static str,
+}
+
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    ts: String,
+    request_id: &'a str,
+    client_ip: String,
+    method: &'a str,
+    path: &'a str,
+    status: u16,
+    bytes_out: u64,
+    duration_ms: f64,
+    upstream_ms: Option<f64>,
+    route: Option<&'a str>,
+    auth_method: Option<&'a str>,
+    subject: Option<&'a str>,
+    key_id: Option<&'a str>,
+    decision: &'a str,
+    reason: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    tls_version: &'a str,
+}
+
+fn round_ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+impl RequestRecord {
+    fn json(&self, now: SystemTime) -> String {
+        let line = JsonLine {
+            ts: humantime::format_rfc3339_millis(now).to_string(),
+            request_id: &self.request_id,
+            client_ip: self.client_ip.to_string(),
+            method: self.method.as_str(),
+            path: &self.path,
+            status: self.status,
+            bytes_out: self.bytes_out,
+            duration_ms: round_ms(self.started.elapsed()),
+            upstream_ms: self.upstream_ms,
+            route: self.route.as_deref(),
+            auth_method: self.auth_method,
+            subject: self.subject.as_deref(),
+            key_id: self.key_id.as_deref(),
+            decision: self.decision.as_str(),
+            reason: self.reason,
+            user_agent: self.user_agent.as_deref(),
+            tls_version: self.tls_version,
+        };
+        serde_json::to_string(&line).unwrap_or_default()
+    }
+
+    /// NCSA Common Log Format with the subject as user. The request line
+    /// carries the normalized path without the query, which may hold tokens.
+    fn common(&self, now: SystemTime) -> String {
+        let ts = humantime::format_rfc3339_seconds(now).to_string();
+        // 2026-11-25T12:36:00Z → 25/Nov/2026:12:36:00 +0000
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let month = ts
+            .get(5..7)
+            .and_then(|m| m.parse::<usize>().ok())
+            .and_then(|m| MONTHS.get(m.wrapping_sub(1)))
+            .unwrap_or(&"Jan");
+        let clf_time = format!(
+            "{}/{}/{}:{} +0000",
+            ts.get(8..10).unwrap_or("01"),
+            month,
+            ts.get(0..4).unwrap_or("1970"),
+            ts.get(11..19).unwrap_or("00:00:00")
+        );
+        let user = self
+            .subject
+            .as_deref()
+            .filter(|s| !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || c.is_control()))
+            .unwrap_or("-");
+        format!(
+            "{} - {} [{}] \"{} {} {:?}\" {} {}",
+            self.client_ip,
+            user,
+            clf_time,
+            self.method,
+            self.path,
+            self.version,
+            self.status,
+            self.bytes_out
+        )
+    }
+}
+
+/// The access-log sink. Cloning is cheap; every clone feeds the same writer.
+#[derive(Clone)]
+pub struct AccessLog {
+    format: AccessLogFormat,
+    sender: mpsc::Sender<String>,
+}
+
+impl AccessLog {
+    /// Starts the writer thread for stdout or a file (opened for append).
+    pub fn start(settings: &AccessLogSettings) -> std::io::Result<AccessLog> {
+        let sink: Box<dyn Write + Send> = match &settings.output {
+            AccessLogOutput::Stdout => Box::new(std::io::stdout()),
+            AccessLogOutput::File(path) => Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            ),
+        };
+        let (sender, receiver) = mpsc::channel::<String>();
+        std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || write_lines(receiver, sink))?;
+        Ok(AccessLog {
+            format: settings.format,
+            sender,
+        })
+    }
+
+    pub fn write(&self, record: &RequestRecord) {
+        let now = SystemTime::now();
+        let line = match self.format {
+            AccessLogFormat::Json => record.json(now),
+            AccessLogFormat::Common => record.common(now),
+        };
+        // The writer only stops when the process does.
+        let _ = self.sender.send(line);
+    }
+}
+
+fn write_lines(receiver: mpsc::Receiver<String>, sink: Box<dyn Write + Send>) {
+    let mut out = std::io::BufWriter::new(sink);
+    while let Ok(line) = receiver.recv() {
+        let mut line = Some(line);
+        // Batch what is already queued, then flush once.
+        while let Some(l) = line {
+            if writeln!(out, "{l}").is_err() {
+                tracing::error!("cannot write the access log");
+            }
+            line = receiver.try_recv().ok();
+        }
+        let _ = out.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> RequestRecord {
+        RequestRecord {
+            started: Instant::now(),
+            request_id: "rid".into(),
+            client_ip: "127.0.0.1".parse().expect("ip"),
+            method: http::Method::GET,
+            version: http::Version::HTTP_11,
+            path: "/orders/7".into(),
+            status: 200,
+            bytes_out: 12,
+            upstream_ms: Some(1.5),
+            route: Some("orders-read".into()),
+            auth_method: Some("api_key"),
+            subject: Some("billing".into()),
+            key_id: Some("billing-service".into()),
+            decision: Decision::Allowed,
+            reason: None,
+            user_agent: Some("curl/8".into()),
+            tls_version: "TLSv1.3",
+        }
+    }
+
+    #[test]
+    fn json_line_has_every_field() {
+        let v: serde_json::Value =
+            serde_json::from_str(&record().json(SystemTime::UNIX_EPOCH)).expect("json");
+        for field in [
+            "ts",
+            "request_id",
+            "client_ip",
+            "method",
+            "path",
+            "status",
+            "bytes_out",
+            "duration_ms",
+            "upstream_ms",
+            "route",
+            "auth_method",
+            "subject",
+            "key_id",
+            "decision",
+            "reason",
+            "user_agent",
+            "tls_version",
+        ] {
+            assert!(v.get(field).is_some(), "missing {field}");
+        }
+        assert_eq!(v["ts"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(v["decision"], "allowed");
+    }
+
+    #[test]
+    fn common_format_puts_the_subject_as_user() {
+        let line = record().common(SystemTime::UNIX_EPOCH);
+        assert_eq!(
+            line,
+            "127.0.0.1 - billing [01/Jan/1970:00:00:00 +0000] \"GET /orders/7 HTTP/1.1\" 200 12"
+        );
+    }
+}

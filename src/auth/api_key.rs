@@ -1,0 +1,163 @@
+//! API keys: looked up by the SHA-256 of the presented key, so the policy
+//! never holds a usable key and a leaked policy file grants nothing.
+
+use crate::error::{GatewayError, Scheme};
+use crate::secret::Secret;
+use aws_lc_rs::digest;
+use http::HeaderName;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::{Identity, Method};
+
+/// Prefix of keys minted by `authgate keygen`.
+pub const KEY_PREFIX: &str = "agk_";
+
+#[derive(Debug)]
+pub struct ApiKeyEntry {
+    pub id: Arc<str>,
+    pub subject: Arc<str>,
+    pub scopes: Vec<Arc<str>>,
+    pub expires: Option<SystemTime>,
+    pub disabled: bool,
+    pub rate_limit: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ApiKeyIndex {
+    /// The header keys arrive in (besides `Authorization: ApiKey …`).
+    pub header: HeaderName,
+    pub by_digest: HashMap<[u8; 32], Arc<ApiKeyEntry>>,
+}
+
+impl Default for ApiKeyIndex {
+    fn default() -> Self {
+        ApiKeyIndex {
+            header: HeaderName::from_static("x-api-key"),
+            by_digest: HashMap::new(),
+        }
+    }
+}
+
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let d = digest::digest(&digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// `sha256:<64 hex>`, as `hash-key` prints and the policy stores.
+pub fn format_digest(digest: &[u8; 32]) -> String {
+    format!("sha256:{}", hex::encode(digest))
+}
+
+/// Accepts `sha256:<64 hex>` or bare hex, either case.
+pub fn parse_digest(text: &str) -> Result<[u8; 32], String> {
+    let hex_part = text.strip_prefix("sha256:").unwrap_or(text);
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex_part, &mut out).map_err(|_| {
+        "`sha256` must be 64 hex digits (optionally after `sha256:`); print it with `authgate hash-key`"
+            .to_string()
+    })?;
+    Ok(out)
+}
+
+impl ApiKeyIndex {
+    /// Checks a presented key. Reasons name what failed without echoing the key.
+    pub fn authenticate(
+        &self,
+        key: &Secret<&str>,
+        now: SystemTime,
+    ) -> Result<Identity, GatewayError> {
+        let digest = sha256(key.expose().trim().as_bytes());
+        let Some(entry) = self.by_digest.get(&digest) else {
+            return Err(GatewayError::invalid_credential(
+                Scheme::ApiKey,
+                "unknown_key",
+                "The API key is not valid.",
+            ));
+        };
+        if entry.disabled {
+            return Err(GatewayError::invalid_credential(
+                Scheme::ApiKey,
+                "key_disabled",
+                "The API key is disabled.",
+            ));
+        }
+        if entry.expires.is_some_and(|at| now >= at) {
+            return Err(GatewayError::invalid_credential(
+                Scheme::ApiKey,
+                "key_expired",
+                "The API key has expired.",
+            ));
+        }
+        Ok(Identity {
+            method: Method::ApiKey,
+            subject: entry.subject.clone(),
+            scopes: entry.scopes.clone(),
+            key_id: Some(entry.id.clone()),
+            issuer: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn index(expires: Option<SystemTime>, disabled: bool) -> ApiKeyIndex {
+        let mut idx = ApiKeyIndex::default();
+        idx.by_digest.insert(
+            sha256(b"agk_good"),
+            Arc::new(ApiKeyEntry {
+                id: "svc".into(),
+                subject: "billing".into(),
+                scopes: vec!["orders:read".into()],
+                expires,
+                disabled,
+                rate_limit: None,
+            }),
+        );
+        idx
+    }
+
+    #[test]
+    fn known_key_gives_its_identity() {
+        let id = index(None, false)
+            .authenticate(&Secret::new("agk_good"), SystemTime::now())
+            .expect("accepted");
+        assert_eq!(&*id.subject, "billing");
+        assert_eq!(id.key_id.as_deref(), Some("svc"));
+    }
+
+    #[test]
+    fn unknown_disabled_and_expired_keys_are_refused_with_their_reason() {
+        let now = SystemTime::now();
+        let reason = |idx: &ApiKeyIndex, k: &str| {
+            idx.authenticate(&Secret::new(k), now)
+                .err()
+                .map(|e| e.reason())
+        };
+        assert_eq!(reason(&index(None, false), "agk_bad"), Some("unknown_key"));
+        assert_eq!(reason(&index(None, true), "agk_good"), Some("key_disabled"));
+        let past = now - Duration::from_secs(1);
+        assert_eq!(
+            reason(&index(Some(past), false), "agk_good"),
+            Some("key_expired")
+        );
+    }
+
+    #[test]
+    fn digests_round_trip() {
+        let d = sha256(b"abc");
+        assert_eq!(
+            format_digest(&d),
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(parse_digest(&format_digest(&d)), Ok(d));
+        assert_eq!(parse_digest(&hex::encode_upper(d)), Ok(d));
+        assert!(parse_digest("sha256:abc").is_err());
+    }
+}

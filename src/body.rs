@@ -1,0 +1,177 @@
+//! Body wrappers on the request path: the request body capped at
+//! `max_body_bytes` as it streams, and the response body that writes the
+//! access-log line once it has been sent (or dropped).
+
+use crate::access_log::{AccessLog, RequestRecord};
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The request body past the limit.
+#[derive(Debug, thiserror::Error)]
+#[error("request body exceeds max_body_bytes")]
+pub struct BodyTooLarge;
+
+/// The caller's body, streamed, failing once it grows past the limit; works
+/// for chunked bodies, whose length nobody announced.
+pub struct LimitedBody {
+    inner: Incoming,
+    remaining: u64,
+    exceeded: Arc<AtomicBool>,
+}
+
+impl LimitedBody {
+    pub fn new(inner: Incoming, limit: u64) -> (Self, Arc<AtomicBool>) {
+        let exceeded = Arc::new(AtomicBool::new(false));
+        (
+            LimitedBody {
+                inner,
+                remaining: limit,
+                exceeded: exceeded.clone(),
+            },
+            exceeded,
+        )
+    }
+}
+
+impl Body for LimitedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let len = data.len() as u64;
+                    if len > self.remaining {
+                        self.exceeded.store(true, Ordering::Release);
+                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge))));
+                    }
+                    self.remaining -= len;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// What a response carries: the gateway's own JSON, or the upstream's stream.
+pub enum Payload {
+    Full(Full<Bytes>),
+    Upstream(Incoming),
+}
+
+impl Payload {
+    pub fn json(bytes: Bytes) -> Self {
+        Payload::Full(Full::new(bytes))
+    }
+}
+
+/// The response body: counts bytes out and writes the access-log record when
+/// the body ends or is dropped, so every request logs exactly once.
+pub struct ResponseBody {
+    payload: Payload,
+    bytes_out: u64,
+    log: Option<(Box<RequestRecord>, AccessLog)>,
+    /// Held until the response is done; marks the connection busy for the idle timer.
+    _in_flight: Option<crate::server::InFlight>,
+}
+
+impl ResponseBody {
+    pub fn new(
+        payload: Payload,
+        record: Box<RequestRecord>,
+        log: AccessLog,
+        in_flight: Option<crate::server::InFlight>,
+    ) -> Self {
+        ResponseBody {
+            payload,
+            bytes_out: 0,
+            log: Some((record, log)),
+            _in_flight: in_flight,
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some((mut record, log)) = self.log.take() {
+            record.bytes_out = self.bytes_out;
+            log.write(&record);
+        }
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled: Poll<Option<Result<Frame<Bytes>, BoxError>>> = match &mut self.payload {
+            Payload::Full(full) => match Pin::new(full).poll_frame(cx) {
+                Poll::Ready(Some(Ok(f))) => Poll::Ready(Some(Ok(f))),
+                Poll::Ready(Some(Err(never))) => match never {},
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+            Payload::Upstream(incoming) => match Pin::new(incoming).poll_frame(cx) {
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+                Poll::Ready(Some(Ok(f))) => Poll::Ready(Some(Ok(f))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+        };
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.bytes_out += data.len() as u64;
+                }
+            }
+            Poll::Ready(None) => self.finish(),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.payload {
+            Payload::Full(f) => f.is_end_stream(),
+            Payload::Upstream(i) => i.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.payload {
+            Payload::Full(f) => f.size_hint(),
+            Payload::Upstream(i) => i.size_hint(),
+        }
+    }
+}

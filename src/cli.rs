@@ -1,0 +1,256 @@
+//! The commands of SPEC §1.
+
+use authgate::auth::api_key::{format_digest, sha256, KEY_PREFIX};
+use authgate::config::{self, units, LoadError};
+use base64::Engine;
+use clap::{Parser, Subcommand};
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+#[derive(Parser)]
+#[command(
+    name = "authgate",
+    version,
+    about = "A TLS-terminating authentication gateway"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the gateway.
+    Run {
+        #[arg(short, long, env = "AUTHGATE_CONFIG", default_value = "gateway.yaml")]
+        config: PathBuf,
+    },
+    /// Validate the policy file; print every error as FILE:LINE:COL: message.
+    Check {
+        #[arg(short, long, env = "AUTHGATE_CONFIG", default_value = "gateway.yaml")]
+        config: PathBuf,
+    },
+    /// Print a new API key once, then the YAML entry for `api_keys.keys`.
+    Keygen {
+        #[arg(long)]
+        id: String,
+        /// Comma-separated scopes.
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// Lifetime such as 90d.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// Read a key from stdin and print `sha256:<hex>`.
+    HashKey,
+    /// Mint an HS256 JWT for trying the gateway out.
+    Token {
+        #[arg(long)]
+        secret_env: String,
+        #[arg(long)]
+        sub: String,
+        #[arg(long)]
+        scope: Option<String>,
+        #[arg(long, default_value = "15m")]
+        ttl: String,
+        #[arg(long)]
+        iss: Option<String>,
+        #[arg(long)]
+        aud: Option<String>,
+    },
+    /// Write a self-signed development certificate and key.
+    Certs {
+        #[arg(long, default_value = "certs")]
+        out: PathBuf,
+        /// Host names or IPs, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "localhost,127.0.0.1,::1")]
+        host: Vec<String>,
+    },
+}
+
+/// A failed command: one sentence and an exit code.
+pub struct Failure {
+    pub message: String,
+    pub code: u8,
+}
+
+fn invalid(message: impl Into<String>) -> Failure {
+    Failure {
+        message: message.into(),
+        code: 1,
+    }
+}
+
+fn runtime(message: impl Into<String>) -> Failure {
+    Failure {
+        message: message.into(),
+        code: 2,
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<config::Loaded, Failure> {
+    config::load(path).map_err(|e| match e {
+        LoadError::Io { .. } => runtime(e.to_string()),
+        LoadError::Invalid(errors) => invalid(format!(
+            "the policy has {} error(s):\n{}",
+            errors.len(),
+            LoadError::Invalid(errors)
+        )),
+    })
+}
+
+pub fn main() -> Result<(), Failure> {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let _ = e.print();
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Ok(()),
+                _ => Err(invalid("invalid command line (see --help)")),
+            };
+        }
+    };
+    match cli.command {
+        Command::Run { config } => run(config),
+        Command::Check { config } => check(&config),
+        Command::Keygen {
+            id,
+            scopes,
+            expires,
+        } => keygen(&id, &scopes, expires.as_deref()),
+        Command::HashKey => hash_key(),
+        Command::Token {
+            secret_env,
+            sub,
+            scope,
+            ttl,
+            iss,
+            aud,
+        } => token(&secret_env, &sub, scope, &ttl, iss, aud),
+        Command::Certs { out, host } => {
+            let cert = out.join("gateway.pem");
+            let key = out.join("gateway-key.pem");
+            authgate::tls::write_self_signed(&cert, &key, &host)
+                .map_err(|e| runtime(e.to_string()))?;
+            println!("wrote {} and {}", cert.display(), key.display());
+            Ok(())
+        }
+    }
+}
+
+fn run(config_path: PathBuf) -> Result<(), Failure> {
+    let loaded = load(&config_path)?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(n) = loaded.snapshot.server.workers {
+        builder.worker_threads(n);
+    }
+    let runtime_ = builder
+        .build()
+        .map_err(|e| runtime(format!("cannot start the runtime: {e}")))?;
+    runtime_
+        .block_on(authgate::run(config_path, loaded))
+        .map_err(|e| runtime(e.to_string()))
+}
+
+fn check(path: &std::path::Path) -> Result<(), Failure> {
+    let loaded = load(path)?;
+    for w in &loaded.warnings {
+        eprintln!("{w}");
+    }
+    println!(
+        "{}: ok ({} routes, {} API keys)",
+        path.display(),
+        loaded.snapshot.routes.routes.len(),
+        loaded.snapshot.api_keys.by_digest.len()
+    );
+    Ok(())
+}
+
+fn keygen(id: &str, scopes: &[String], expires: Option<&str>) -> Result<(), Failure> {
+    let mut random = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut random)
+        .map_err(|_| runtime("the system random generator failed"))?;
+    let key = format!(
+        "{KEY_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random)
+    );
+    let expires = match expires {
+        None => None,
+        Some(text) => {
+            let d = units::Duration::parse(text).map_err(|e| invalid(format!("--expires: {e}")))?;
+            Some(humantime::format_rfc3339_seconds(SystemTime::now() + d.0).to_string())
+        }
+    };
+    println!("{key}");
+    println!();
+    println!("- id: {id}");
+    println!("  sha256: {}", format_digest(&sha256(key.as_bytes())));
+    println!("  scopes: [{}]", scopes.join(", "));
+    if let Some(e) = expires {
+        println!("  expires: {e}");
+    }
+    Ok(())
+}
+
+fn hash_key() -> Result<(), Failure> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(|e| runtime(format!("cannot read stdin: {e}")))?;
+    let key = input.trim();
+    if key.is_empty() {
+        return Err(invalid("no key on stdin"));
+    }
+    println!("{}", format_digest(&sha256(key.as_bytes())));
+    Ok(())
+}
+
+fn token(
+    secret_env: &str,
+    sub: &str,
+    scope: Option<String>,
+    ttl: &str,
+    iss: Option<String>,
+    aud: Option<String>,
+) -> Result<(), Failure> {
+    let secret = std::env::var(secret_env)
+        .map_err(|_| invalid(format!("environment variable {secret_env} is not set")))?;
+    if secret.len() < 32 {
+        return Err(invalid(format!(
+            "the secret in {secret_env} is shorter than 32 bytes"
+        )));
+    }
+    let ttl = units::Duration::parse(ttl).map_err(|e| invalid(format!("--ttl: {e}")))?;
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_err(|_| runtime("the system clock is before 1970"))?
+        .as_secs();
+    let mut claims = serde_json::json!({
+        "sub": sub,
+        "iat": now,
+        "exp": now + ttl.0.as_secs(),
+    });
+    if let Some(s) = scope {
+        claims["scope"] = s.into();
+    }
+    if let Some(i) = iss {
+        claims["iss"] = i.into();
+    }
+    if let Some(a) = aud {
+        claims["aud"] = a.into();
+    }
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .map_err(|e| runtime(format!("cannot sign the token: {e}")))?;
+    println!("{token}");
+    Ok(())
+}

@@ -1,0 +1,503 @@
+//! File model → immutable `Snapshot`. Every check records its error and goes
+//! on, so one run of `authgate check` lists every problem in the file.
+
+use super::file::{self, FileConfig};
+use super::Diagnostics;
+use crate::auth::api_key::{parse_digest, ApiKeyEntry, ApiKeyIndex};
+use crate::pipeline::route::{PathPattern, Route, RouteAuth, RouteTable};
+use crate::snapshot::*;
+use http::{HeaderName, Method};
+use ipnet::IpNet;
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Sections whose keys parse (the schema is complete) but which this version
+/// does not enforce yet: refusing them beats accepting a policy that would
+/// silently not do what it says.
+const NOT_YET_SUPPORTED: &str = "is not supported by this version of authgate yet; remove the section (accepting it without enforcing it would weaken the policy silently)";
+
+pub(super) fn compile(
+    file: FileConfig,
+    diag: &mut Diagnostics,
+    base_dir: &Path,
+    _env: &dyn Fn(&str) -> Option<String>,
+) -> Option<Snapshot> {
+    let resolve = |p: PathBuf| {
+        if p.is_absolute() {
+            p
+        } else {
+            base_dir.join(p)
+        }
+    };
+    if file.admin.is_some() {
+        diag.error("admin", format!("`admin` {NOT_YET_SUPPORTED}"));
+    }
+    if !file.jwt.is_empty() {
+        diag.error("jwt", format!("`jwt` {NOT_YET_SUPPORTED}"));
+    }
+    if !file.introspection.is_empty() {
+        diag.error(
+            "introspection",
+            format!("`introspection` {NOT_YET_SUPPORTED}"),
+        );
+    }
+    if file.rate_limits.is_some() {
+        diag.error("rate_limits", format!("`rate_limits` {NOT_YET_SUPPORTED}"));
+    }
+    if file.revocation.is_some() {
+        diag.error("revocation", format!("`revocation` {NOT_YET_SUPPORTED}"));
+    }
+
+    let server = server(file.server, diag, &resolve);
+    let upstream = upstream(file.upstream, diag, &resolve);
+    let identity = identity(file.identity, diag);
+    let api_keys = api_keys(file.api_keys, diag);
+    let kinds = KindSet {
+        api_key: !api_keys.by_digest.is_empty(),
+        jwt: false,
+        introspection: false,
+    };
+    let routes = routes(file.routes, kinds, diag);
+    let access_log = access_log(file.access_log, diag, &resolve);
+    Some(Snapshot {
+        source: PathBuf::new(),
+        server: server?,
+        upstream: upstream?,
+        identity: identity?,
+        api_keys,
+        routes,
+        access_log: access_log?,
+        kinds,
+    })
+}
+
+fn server(
+    f: file::ServerFile,
+    diag: &mut Diagnostics,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+) -> Option<ServerSettings> {
+    let listen = parse_addr(
+        f.listen.as_deref().unwrap_or(DEFAULT_LISTEN),
+        "server.listen",
+        diag,
+    );
+    let tls = match f.tls {
+        None => {
+            diag.error("server", "`server.tls` is required: authgate serves HTTPS only; for a development certificate set `generate_self_signed: true` with `cert` and `key` paths");
+            None
+        }
+        Some(t) => {
+            let tls13_only = match t.min_version.as_deref() {
+                None | Some("1.2") => Some(false),
+                Some("1.3") => Some(true),
+                Some(other) => {
+                    diag.error("server.tls.min_version", format!("`{other}` is not a TLS version authgate offers; write \"1.2\" or \"1.3\" (quoted)"));
+                    None
+                }
+            };
+            if t.cert.is_none() {
+                diag.error(
+                    "server.tls",
+                    "`server.tls.cert` is required: the path of the PEM certificate chain",
+                );
+            }
+            if t.key.is_none() {
+                diag.error(
+                    "server.tls",
+                    "`server.tls.key` is required: the path of the PEM private key",
+                );
+            }
+            match (t.cert, t.key, tls13_only) {
+                (Some(cert), Some(key), Some(tls13_only)) => Some(TlsSettings {
+                    cert: resolve(cert),
+                    key: resolve(key),
+                    generate_self_signed: t.generate_self_signed,
+                    tls13_only,
+                    client_ca: t.client_ca.map(resolve),
+                }),
+                _ => None,
+            }
+        }
+    };
+    let workers = match &f.workers {
+        None => Some(None),
+        Some(serde_yaml::Value::String(s)) if s == "auto" => Some(None),
+        Some(serde_yaml::Value::Number(n))
+            if n.as_u64().is_some_and(|n| (1..=1024).contains(&n)) =>
+        {
+            n.as_u64().map(|n| Some(n as usize))
+        }
+        Some(_) => {
+            diag.error(
+                "server.workers",
+                "`workers` must be `auto` or a number of threads from 1 to 1024",
+            );
+            None
+        }
+    };
+    let max_header_bytes = f
+        .max_header_bytes
+        .map_or(DEFAULT_MAX_HEADER_BYTES as u64, |b| b.0);
+    if !(1024..=1 << 20).contains(&max_header_bytes) {
+        diag.error(
+            "server.max_header_bytes",
+            "`max_header_bytes` must be between 1KiB and 1MiB",
+        );
+    }
+    let mut trusted_proxies = Vec::new();
+    for (i, cidr) in f.trusted_proxies.iter().enumerate() {
+        let parsed = cidr
+            .parse::<IpNet>()
+            .or_else(|_| cidr.parse::<IpAddr>().map(IpNet::from));
+        match parsed {
+            Ok(net) => trusted_proxies.push(net),
+            Err(_) => diag.error(
+                &format!("server.trusted_proxies[{i}]"),
+                format!("`{cidr}` is not a CIDR or IP address; write e.g. 10.0.0.0/8 or 192.0.2.7"),
+            ),
+        }
+    }
+    Some(ServerSettings {
+        listen: listen?,
+        tls: tls?,
+        workers: workers?,
+        header_read_timeout: f
+            .header_read_timeout
+            .map_or(DEFAULT_HEADER_READ_TIMEOUT, |d| d.0),
+        idle_timeout: f.idle_timeout.map_or(DEFAULT_IDLE_TIMEOUT, |d| d.0),
+        max_header_bytes: max_header_bytes as usize,
+        max_body_bytes: f.max_body_bytes.map_or(DEFAULT_MAX_BODY_BYTES, |b| b.0),
+        shutdown_grace: f.shutdown_grace.map_or(DEFAULT_SHUTDOWN_GRACE, |d| d.0),
+        trusted_proxies,
+    })
+}
+
+fn parse_addr(text: &str, path: &str, diag: &mut Diagnostics) -> Option<SocketAddr> {
+    match text.parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            diag.error(
+                path,
+                format!(
+                    "`{text}` is not an address; write IP:PORT such as 127.0.0.1:8443 or [::]:443"
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn upstream(
+    f: Option<file::UpstreamFile>,
+    diag: &mut Diagnostics,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+) -> Option<UpstreamSettings> {
+    let Some(f) = f else {
+        diag.error(
+            "",
+            "`upstream` is required: set `upstream.url` to your API (http://host:port) or `echo`",
+        );
+        return None;
+    };
+    let target = match f.url.as_deref() {
+        None => {
+            diag.error(
+                "upstream",
+                "`upstream.url` is required: http://host:port, https://host:port or `echo`",
+            );
+            None
+        }
+        Some("echo") => Some(UpstreamTarget::Echo),
+        Some(url) => parse_upstream_url(url)
+            .map_err(|m| diag.error("upstream.url", m))
+            .ok(),
+    };
+    Some(UpstreamSettings {
+        target: target?,
+        connect_timeout: f
+            .connect_timeout
+            .map_or(DEFAULT_UPSTREAM_CONNECT_TIMEOUT, |d| d.0),
+        timeout: f.timeout.map_or(DEFAULT_UPSTREAM_TIMEOUT, |d| d.0),
+        ca: f.ca.map(resolve),
+        pass_credentials: f.pass_credentials,
+    })
+}
+
+fn parse_upstream_url(url: &str) -> Result<UpstreamTarget, String> {
+    let bad = || {
+        format!("`{url}` is not an upstream URL; write http://host:port or https://host:port (a path prefix is allowed), or `echo`")
+    };
+    let uri: http::Uri = url.parse().map_err(|_| bad())?;
+    let scheme = uri.scheme().cloned().ok_or_else(bad)?;
+    if scheme != http::uri::Scheme::HTTP && scheme != http::uri::Scheme::HTTPS {
+        return Err(bad());
+    }
+    let authority = uri.authority().cloned().ok_or_else(bad)?;
+    if uri.query().is_some() || authority.as_str().contains('@') {
+        return Err(format!("`{url}` may not carry a query or user info"));
+    }
+    Ok(UpstreamTarget::Http {
+        scheme,
+        authority,
+        base_path: uri.path().trim_end_matches('/').to_string(),
+    })
+}
+
+fn header_name(text: &str, path: &str, diag: &mut Diagnostics) -> Option<HeaderName> {
+    match HeaderName::from_bytes(text.as_bytes()) {
+        Ok(h) => Some(h),
+        Err(_) => {
+            diag.error(path, format!("`{text}` is not a valid header name"));
+            None
+        }
+    }
+}
+
+fn identity(f: file::IdentityFile, diag: &mut Diagnostics) -> Option<IdentityHeaders> {
+    let mut one = |value: Option<String>, default: &str, field: &str| {
+        header_name(
+            value.as_deref().unwrap_or(default),
+            &format!("identity.{field}"),
+            diag,
+        )
+    };
+    let subject = one(f.subject, "X-Auth-Subject", "subject");
+    let method = one(f.method, "X-Auth-Method", "method");
+    let scopes = one(f.scopes, "X-Auth-Scopes", "scopes");
+    let key_id = one(f.key_id, "X-Auth-Key-Id", "key_id");
+    let issuer = one(f.issuer, "X-Auth-Issuer", "issuer");
+    let mut claims = Vec::new();
+    for (claim, header) in f.claims {
+        if let Some(h) = header_name(&header, &format!("identity.claims.{claim}"), diag) {
+            claims.push((claim, h));
+        }
+    }
+    Some(IdentityHeaders {
+        subject: subject?,
+        method: method?,
+        scopes: scopes?,
+        key_id: key_id?,
+        issuer: issuer?,
+        claims,
+    })
+}
+
+fn api_keys(f: file::ApiKeysFile, diag: &mut Diagnostics) -> ApiKeyIndex {
+    let mut index = ApiKeyIndex::default();
+    if let Some(h) = f.header.as_deref() {
+        if let Some(h) = header_name(h, "api_keys.header", diag) {
+            index.header = h;
+        }
+    }
+    let mut ids = HashSet::new();
+    for (i, k) in f.keys.into_iter().enumerate() {
+        let at = |field: &str| format!("api_keys.keys[{i}].{field}");
+        if k.id.is_empty() {
+            diag.error(
+                &format!("api_keys.keys[{i}]"),
+                "every key needs a non-empty `id` (a stable, non-secret name)",
+            );
+            continue;
+        }
+        if !ids.insert(k.id.clone()) {
+            diag.error(
+                &at("id"),
+                format!("key id `{}` is used twice; ids must be unique", k.id),
+            );
+        }
+        let digest = match parse_digest(&k.sha256) {
+            Ok(d) => d,
+            Err(m) => {
+                diag.error(&at("sha256"), m);
+                continue;
+            }
+        };
+        let expires = match k.expires.as_deref().map(humantime::parse_rfc3339) {
+            None => None,
+            Some(Ok(t)) => Some(t),
+            Some(Err(_)) => {
+                diag.error(
+                    &at("expires"),
+                    "`expires` must be an RFC 3339 UTC time such as 2027-01-31T00:00:00Z",
+                );
+                None
+            }
+        };
+        check_scopes(&k.scopes, &at("scopes"), diag);
+        let entry = ApiKeyEntry {
+            subject: k.subject.as_deref().unwrap_or(&k.id).into(),
+            id: k.id.as_str().into(),
+            scopes: k.scopes.iter().map(|s| Arc::from(s.as_str())).collect(),
+            expires,
+            disabled: k.disabled,
+            rate_limit: k.rate_limit,
+        };
+        if index.by_digest.insert(digest, Arc::new(entry)).is_some() {
+            diag.error(
+                &at("sha256"),
+                "two keys have the same sha256; each key must be distinct",
+            );
+        }
+    }
+    index
+}
+
+fn check_scopes(scopes: &[String], path: &str, diag: &mut Diagnostics) {
+    for (i, s) in scopes.iter().enumerate() {
+        // RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`.
+        if s.is_empty()
+            || !s
+                .bytes()
+                .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+        {
+            diag.error(
+                &format!("{path}[{i}]"),
+                format!("`{s}` is not a scope; scopes are non-empty and have no spaces or quotes"),
+            );
+        }
+    }
+}
+
+fn routes(files: Vec<file::RouteFile>, kinds: KindSet, diag: &mut Diagnostics) -> RouteTable {
+    let mut table = RouteTable::default();
+    let mut names = HashMap::new();
+    for (i, r) in files.into_iter().enumerate() {
+        let at = |field: &str| format!("routes[{i}].{field}");
+        let pattern = match PathPattern::parse(&r.path) {
+            Ok(p) => Some(p),
+            Err(m) => {
+                diag.error(&at("path"), m);
+                None
+            }
+        };
+        let name = r.name.clone().unwrap_or_else(|| r.path.clone());
+        if let Some(first) = names.insert(name.clone(), i) {
+            diag.error(&at("name"), format!("route name `{name}` is already used by route {first}; names must be unique (they label logs and metrics)"));
+        }
+        let methods = r.methods.as_ref().map(|ms| {
+            ms.iter()
+                .enumerate()
+                .filter_map(
+                    |(j, m)| match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+                        Ok(m) => Some(m),
+                        Err(_) => {
+                            diag.error(
+                                &format!("{}[{j}]", at("methods")),
+                                format!("`{m}` is not an HTTP method"),
+                            );
+                            None
+                        }
+                    },
+                )
+                .collect::<Vec<_>>()
+        });
+        let auth = route_auth(r.auth.as_ref(), kinds, &at("auth"), diag);
+        if auth == Some(RouteAuth::None) && !r.scopes.is_empty() {
+            diag.error(
+                &at("scopes"),
+                "a route with `auth: none` cannot require scopes; remove `scopes` or `auth: none`",
+            );
+        }
+        check_scopes(&r.scopes, &at("scopes"), diag);
+        let (Some(pattern), Some(auth)) = (pattern, auth) else {
+            continue;
+        };
+        table.routes.push(Route {
+            name: name.into(),
+            pattern,
+            methods,
+            auth,
+            scopes_joined: r.scopes.join(" ").into(),
+            scopes: r.scopes.iter().map(|s| Arc::from(s.as_str())).collect(),
+            rate_limit: r.rate_limit,
+        });
+    }
+    if table.routes.is_empty() && diag.errors.is_empty() {
+        diag.error(
+            "",
+            "`routes` is empty, so every request would get 404; add at least one route",
+        );
+    }
+    for (earlier, later) in table.shadowed() {
+        diag.warning(
+            &format!("routes[{later}]"),
+            format!(
+                "route `{}` can never match: route `{}` above it matches every request it would",
+                table.routes[later].name, table.routes[earlier].name
+            ),
+        );
+    }
+    table
+}
+
+fn route_auth(
+    value: Option<&serde_yaml::Value>,
+    configured: KindSet,
+    path: &str,
+    diag: &mut Diagnostics,
+) -> Option<RouteAuth> {
+    let hint = "write `auth: none`, or a list of kinds from api_key, jwt, introspection";
+    let kinds = match value {
+        None => configured,
+        Some(serde_yaml::Value::String(s)) if s == "none" => return Some(RouteAuth::None),
+        Some(serde_yaml::Value::Sequence(items)) => {
+            let mut set = KindSet::default();
+            for (j, item) in items.iter().enumerate() {
+                let (flag, is_configured) = match item.as_str() {
+                    Some("api_key") => (&mut set.api_key, configured.api_key),
+                    Some("jwt") => (&mut set.jwt, configured.jwt),
+                    Some("introspection") => (&mut set.introspection, configured.introspection),
+                    _ => {
+                        diag.error(
+                            &format!("{path}[{j}]"),
+                            format!("unknown credential kind; {hint}"),
+                        );
+                        continue;
+                    }
+                };
+                if !is_configured {
+                    diag.error(&format!("{path}[{j}]"), "this credential kind is not configured in the policy, so the route could never be reached with it");
+                }
+                *flag = true;
+            }
+            set
+        }
+        Some(_) => {
+            diag.error(path, format!("`auth` is malformed; {hint}"));
+            return None;
+        }
+    };
+    if kinds.is_empty() {
+        diag.error(path, "this route needs a credential but the policy configures no api_keys, jwt or introspection; add one, or make the route `auth: none`");
+        return None;
+    }
+    Some(RouteAuth::Kinds(kinds))
+}
+
+fn access_log(
+    f: file::AccessLogFile,
+    diag: &mut Diagnostics,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+) -> Option<AccessLogSettings> {
+    let format = match f.format.as_deref() {
+        None | Some("json") => Some(AccessLogFormat::Json),
+        Some("common") => Some(AccessLogFormat::Common),
+        Some(other) => {
+            diag.error(
+                "access_log.format",
+                format!("`{other}` is not a log format; write `json` or `common`"),
+            );
+            None
+        }
+    };
+    let output = match f.output.as_deref() {
+        None | Some("stdout") => AccessLogOutput::Stdout,
+        Some(path) => AccessLogOutput::File(resolve(PathBuf::from(path))),
+    };
+    Some(AccessLogSettings {
+        format: format?,
+        output,
+    })
+}

@@ -1,0 +1,387 @@
+//! The one error type of the request path. Each variant is a row of SPEC §4;
+//! `status`, `code` and `decision` are exhaustive so a new row cannot be
+//! added without deciding all three.
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderMap, StatusCode};
+
+/// How the caller authenticated, for `WWW-Authenticate` (RFC 6750 §3) and the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    ApiKey,
+    Bearer,
+}
+
+impl Scheme {
+    fn name(self) -> &'static str {
+        match self {
+            Scheme::ApiKey => "ApiKey",
+            Scheme::Bearer => "Bearer",
+        }
+    }
+}
+
+/// Why the gateway answered instead of the upstream. Descriptions and reasons
+/// are `&'static str` so attacker-controlled text can never reach a header or body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayError {
+    /// Malformed path, two credentials, bad framing.
+    BadRequest {
+        reason: &'static str,
+        description: &'static str,
+    },
+    /// Request headers larger than `max_header_bytes`.
+    HeadersTooLarge,
+    /// No credential on a protected route. `api_key_configured` adds the
+    /// `ApiKey` challenge next to `Bearer`.
+    Unauthenticated {
+        api_key_configured: bool,
+    },
+    /// A presented credential was refused.
+    InvalidCredential {
+        scheme: Scheme,
+        reason: &'static str,
+        description: &'static str,
+    },
+    /// A valid credential lacking scopes, or of a kind the route does not accept.
+    InsufficientScope {
+        scheme: Scheme,
+        reason: &'static str,
+        /// All of the route's scopes, space-separated (precomputed in the snapshot).
+        scopes: std::sync::Arc<str>,
+    },
+    NotFound,
+    PayloadTooLarge,
+    RateLimited {
+        retry_after_secs: u64,
+    },
+    BadGateway {
+        reason: &'static str,
+    },
+    GatewayTimeout,
+}
+
+/// The access log's `decision` field (SPEC §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    Unauthenticated,
+    InvalidToken,
+    Forbidden,
+    RateLimited,
+    NotFound,
+    BadRequest,
+    UpstreamError,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allowed => "allowed",
+            Decision::Unauthenticated => "unauthenticated",
+            Decision::InvalidToken => "invalid_token",
+            Decision::Forbidden => "forbidden",
+            Decision::RateLimited => "rate_limited",
+            Decision::NotFound => "not_found",
+            Decision::BadRequest => "bad_request",
+            Decision::UpstreamError => "upstream_error",
+        }
+    }
+}
+
+impl GatewayError {
+    pub fn bad_request(reason: &'static str, description: &'static str) -> Self {
+        GatewayError::BadRequest {
+            reason,
+            description,
+        }
+    }
+
+    pub fn invalid_credential(
+        scheme: Scheme,
+        reason: &'static str,
+        description: &'static str,
+    ) -> Self {
+        GatewayError::InvalidCredential {
+            scheme,
+            reason,
+            description,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            GatewayError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            GatewayError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            GatewayError::InvalidCredential { .. } => StatusCode::UNAUTHORIZED,
+            GatewayError::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            GatewayError::NotFound => StatusCode::NOT_FOUND,
+            GatewayError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
+            GatewayError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The JSON body's `error` code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GatewayError::BadRequest { .. } => "invalid_request",
+            GatewayError::HeadersTooLarge => "request_header_fields_too_large",
+            GatewayError::Unauthenticated { .. } => "unauthorized",
+            GatewayError::InvalidCredential { .. } => "invalid_token",
+            GatewayError::InsufficientScope { .. } => "insufficient_scope",
+            GatewayError::NotFound => "not_found",
+            GatewayError::PayloadTooLarge => "payload_too_large",
+            GatewayError::RateLimited { .. } => "rate_limited",
+            GatewayError::BadGateway { .. } => "bad_gateway",
+            GatewayError::GatewayTimeout => "gateway_timeout",
+        }
+    }
+
+    pub fn decision(&self) -> Decision {
+        match self {
+            GatewayError::BadRequest { .. } => Decision::BadRequest,
+            GatewayError::HeadersTooLarge => Decision::BadRequest,
+            GatewayError::Unauthenticated { .. } => Decision::Unauthenticated,
+            GatewayError::InvalidCredential { .. } => Decision::InvalidToken,
+            GatewayError::InsufficientScope { .. } => Decision::Forbidden,
+            GatewayError::NotFound => Decision::NotFound,
+            GatewayError::PayloadTooLarge => Decision::BadRequest,
+            GatewayError::RateLimited { .. } => Decision::RateLimited,
+            GatewayError::BadGateway { .. } => Decision::UpstreamError,
+            GatewayError::GatewayTimeout => Decision::UpstreamError,
+        }
+    }
+
+    /// The access log's machine-readable `reason`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            GatewayError::BadRequest { reason, .. } => reason,
+            GatewayError::HeadersTooLarge => "headers_too_large",
+            GatewayError::Unauthenticated { .. } => "missing_credential",
+            GatewayError::InvalidCredential { reason, .. } => reason,
+            GatewayError::InsufficientScope { reason, .. } => reason,
+            GatewayError::NotFound => "no_route",
+            GatewayError::PayloadTooLarge => "body_too_large",
+            GatewayError::RateLimited { .. } => "rate_limited",
+            GatewayError::BadGateway { reason } => reason,
+            GatewayError::GatewayTimeout => "upstream_timeout",
+        }
+    }
+
+    /// One sentence for `error_description`; never contains request data.
+    pub fn description(&self) -> &'static str {
+        match self {
+            GatewayError::BadRequest { description, .. } => description,
+            GatewayError::HeadersTooLarge => "The request headers are larger than allowed.",
+            GatewayError::Unauthenticated { .. } => "This route requires a credential.",
+            GatewayError::InvalidCredential { description, .. } => description,
+            GatewayError::InsufficientScope { reason, .. } => {
+                if *reason == "credential_kind_not_accepted" {
+                    "This route does not accept this kind of credential."
+                } else {
+                    "The credential lacks a scope this route requires."
+                }
+            }
+            GatewayError::NotFound => "No route matches this request.",
+            GatewayError::PayloadTooLarge => "The request body is larger than allowed.",
+            GatewayError::RateLimited { .. } => "Too many requests; retry later.",
+            GatewayError::BadGateway { .. } => "The upstream service could not be reached.",
+            GatewayError::GatewayTimeout => "The upstream service did not answer in time.",
+        }
+    }
+
+    /// Headers the error adds besides `Content-Type` (RFC 6750 §3, RFC 9110 §10.2.3).
+    pub fn extra_headers(&self, headers: &mut HeaderMap) {
+        match self {
+            GatewayError::Unauthenticated { api_key_configured } => {
+                headers.append(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"authgate\""),
+                );
+                if *api_key_configured {
+                    headers.append(
+                        WWW_AUTHENTICATE,
+                        HeaderValue::from_static("ApiKey realm=\"authgate\""),
+                    );
+                }
+            }
+            GatewayError::InvalidCredential {
+                scheme,
+                description,
+                ..
+            } => {
+                let value = format!(
+                    "{} realm=\"authgate\", error=\"invalid_token\", error_description=\"{}\"",
+                    scheme.name(),
+                    description
+                );
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    headers.append(WWW_AUTHENTICATE, v);
+                }
+            }
+            GatewayError::InsufficientScope { scheme, scopes, .. } => {
+                let value = format!(
+                    "{} realm=\"authgate\", error=\"insufficient_scope\", scope=\"{}\"",
+                    scheme.name(),
+                    scopes
+                );
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    headers.append(WWW_AUTHENTICATE, v);
+                }
+            }
+            GatewayError::RateLimited { retry_after_secs } => {
+                headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs.max(&1)));
+            }
+            GatewayError::BadRequest { .. }
+            | GatewayError::HeadersTooLarge
+            | GatewayError::NotFound
+            | GatewayError::PayloadTooLarge
+            | GatewayError::BadGateway { .. }
+            | GatewayError::GatewayTimeout => {}
+        }
+    }
+
+    /// The SPEC §4 JSON body.
+    pub fn json_body(&self, request_id: &str) -> Bytes {
+        let body = serde_json::json!({
+            "error": self.code(),
+            "error_description": self.description(),
+            "request_id": request_id,
+        });
+        Bytes::from(body.to_string())
+    }
+
+    pub fn content_type() -> (http::HeaderName, HeaderValue) {
+        (CONTENT_TYPE, HeaderValue::from_static("application/json"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header_values(e: &GatewayError) -> Vec<String> {
+        let mut h = HeaderMap::new();
+        e.extra_headers(&mut h);
+        h.get_all(WWW_AUTHENTICATE)
+            .iter()
+            .map(|v| v.to_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn every_row_maps_to_its_status_code_and_decision() {
+        let rows: Vec<(GatewayError, u16, &str, Decision)> = vec![
+            (
+                GatewayError::bad_request("malformed_path", "x."),
+                400,
+                "invalid_request",
+                Decision::BadRequest,
+            ),
+            (
+                GatewayError::HeadersTooLarge,
+                431,
+                "request_header_fields_too_large",
+                Decision::BadRequest,
+            ),
+            (
+                GatewayError::Unauthenticated {
+                    api_key_configured: true,
+                },
+                401,
+                "unauthorized",
+                Decision::Unauthenticated,
+            ),
+            (
+                GatewayError::invalid_credential(Scheme::ApiKey, "unknown_key", "x."),
+                401,
+                "invalid_token",
+                Decision::InvalidToken,
+            ),
+            (
+                GatewayError::InsufficientScope {
+                    scheme: Scheme::ApiKey,
+                    reason: "missing_scope",
+                    scopes: "a b".into(),
+                },
+                403,
+                "insufficient_scope",
+                Decision::Forbidden,
+            ),
+            (GatewayError::NotFound, 404, "not_found", Decision::NotFound),
+            (
+                GatewayError::PayloadTooLarge,
+                413,
+                "payload_too_large",
+                Decision::BadRequest,
+            ),
+            (
+                GatewayError::RateLimited {
+                    retry_after_secs: 3,
+                },
+                429,
+                "rate_limited",
+                Decision::RateLimited,
+            ),
+            (
+                GatewayError::BadGateway {
+                    reason: "upstream_refused",
+                },
+                502,
+                "bad_gateway",
+                Decision::UpstreamError,
+            ),
+            (
+                GatewayError::GatewayTimeout,
+                504,
+                "gateway_timeout",
+                Decision::UpstreamError,
+            ),
+        ];
+        for (err, status, code, decision) in rows {
+            assert_eq!(err.status().as_u16(), status, "{err:?}");
+            assert_eq!(err.code(), code, "{err:?}");
+            assert_eq!(err.decision(), decision, "{err:?}");
+            let body: serde_json::Value =
+                serde_json::from_slice(&err.json_body("rid-1")).expect("json body");
+            assert_eq!(body["error"], code);
+            assert_eq!(body["request_id"], "rid-1");
+            assert!(body["error_description"].as_str().is_some());
+        }
+    }
+
+    #[test]
+    fn challenges_follow_rfc_6750() {
+        let none = GatewayError::Unauthenticated {
+            api_key_configured: true,
+        };
+        assert_eq!(
+            header_values(&none),
+            vec!["Bearer realm=\"authgate\"", "ApiKey realm=\"authgate\""]
+        );
+        let bad = GatewayError::invalid_credential(Scheme::ApiKey, "unknown_key", "Unknown key.");
+        assert_eq!(
+            header_values(&bad),
+            vec!["ApiKey realm=\"authgate\", error=\"invalid_token\", error_description=\"Unknown key.\""]
+        );
+        let scope = GatewayError::InsufficientScope {
+            scheme: Scheme::Bearer,
+            reason: "missing_scope",
+            scopes: "orders:read orders:write".into(),
+        };
+        assert_eq!(
+            header_values(&scope),
+            vec!["Bearer realm=\"authgate\", error=\"insufficient_scope\", scope=\"orders:read orders:write\""]
+        );
+        let mut h = HeaderMap::new();
+        GatewayError::RateLimited {
+            retry_after_secs: 0,
+        }
+        .extra_headers(&mut h);
+        assert_eq!(h.get(RETRY_AFTER).map(|v| v.as_bytes()), Some(&b"1"[..]));
+    }
+}

@@ -1,0 +1,144 @@
+//! The upstream side: a pooled keep-alive client, streaming both ways, with
+//! failures classified by source (refused/reset → 502, too slow → 504).
+
+use crate::body::LimitedBody;
+use crate::error::GatewayError;
+use crate::snapshot::{UpstreamSettings, UpstreamTarget};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long an idle upstream connection stays in the pool.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Errors building the upstream client (bad CA file).
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamSetupError {
+    #[error("cannot read upstream CA bundle {path}: {reason}")]
+    Ca { path: String, reason: String },
+}
+
+pub struct Forwarder {
+    client: Client<HttpsConnector<HttpConnector>, LimitedBody>,
+    timeout: Duration,
+}
+
+/// Root certificates: the public web PKI plus an optional extra bundle.
+pub fn client_tls_config(
+    extra_ca: Option<&std::path::Path>,
+) -> Result<rustls::ClientConfig, UpstreamSetupError> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = extra_ca {
+        let err = |reason: String| UpstreamSetupError::Ca {
+            path: path.display().to_string(),
+            reason,
+        };
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| err(e.to_string()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| err(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(err("no certificate in file".into()));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| err(e.to_string()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| UpstreamSetupError::Ca {
+            path: String::new(),
+            reason: e.to_string(),
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config)
+}
+
+impl Forwarder {
+    pub fn new(settings: &UpstreamSettings) -> Result<Forwarder, UpstreamSetupError> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(settings.connect_timeout));
+        let tls = client_tls_config(settings.ca.as_deref())?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        Ok(Forwarder {
+            client,
+            timeout: settings.timeout,
+        })
+    }
+
+    /// Sends the request and waits for the response head within `timeout`.
+    pub async fn send(
+        &self,
+        req: Request<LimitedBody>,
+        body_exceeded: &AtomicBool,
+    ) -> Result<Response<Incoming>, GatewayError> {
+        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+            Err(_) => Err(GatewayError::GatewayTimeout),
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(_)) if body_exceeded.load(Ordering::Acquire) => {
+                Err(GatewayError::PayloadTooLarge)
+            }
+            Ok(Err(e)) => {
+                let reason = if e.is_connect() {
+                    "upstream_connect_failed"
+                } else {
+                    "upstream_reset"
+                };
+                tracing::warn!(reason, error = %e, "upstream request failed");
+                Err(GatewayError::BadGateway { reason })
+            }
+        }
+    }
+}
+
+/// The upstream URI for a normalized path and the caller's query.
+pub fn upstream_uri(
+    target: &UpstreamTarget,
+    path: &str,
+    query: Option<&str>,
+) -> Result<http::Uri, GatewayError> {
+    let UpstreamTarget::Http {
+        scheme,
+        authority,
+        base_path,
+    } = target
+    else {
+        return path.parse().map_err(|_| {
+            GatewayError::bad_request("malformed_path", "The request path is malformed.")
+        });
+    };
+    let mut pq =
+        String::with_capacity(base_path.len() + path.len() + 1 + query.map_or(0, str::len));
+    pq.push_str(base_path);
+    pq.push_str(path);
+    if let Some(q) = query {
+        pq.push('?');
+        pq.push_str(q);
+    }
+    http::Uri::builder()
+        .scheme(scheme.clone())
+        .authority(authority.clone())
+        .path_and_query(pq)
+        .build()
+        .map_err(|_| GatewayError::bad_request("malformed_path", "The request path is malformed."))
+}

@@ -1,0 +1,125 @@
+//! authgate: a TLS-terminating reverse proxy that authenticates, authorizes
+//! and logs every request before it reaches the API behind it.
+//!
+//! The request path, stage by stage, is `pipeline::handle`; the policy is a
+//! `snapshot::Snapshot` compiled by `config::load`.
+
+pub mod access_log;
+pub mod auth;
+pub mod body;
+pub mod config;
+pub mod echo;
+pub mod error;
+pub mod forward;
+pub mod pipeline;
+pub mod secret;
+pub mod server;
+pub mod snapshot;
+pub mod tls;
+
+use arc_swap::ArcSwap;
+use pipeline::GatewayState;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Why the gateway could not start (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Upstream(#[from] forward::UpstreamSetupError),
+    #[error("cannot open the access log: {0}")]
+    AccessLog(std::io::Error),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Runs the gateway until SIGTERM or SIGINT, then drains connections for up
+/// to `shutdown_grace`. SIGHUP reloads the policy file.
+pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), StartError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let snapshot = loaded.snapshot;
+    let tls_config = tls::server_config(&snapshot.server.tls)?;
+    let listener = TcpListener::bind(snapshot.server.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: snapshot.server.listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: snapshot.server.listen,
+        source,
+    })?;
+    let access_log =
+        access_log::AccessLog::start(&snapshot.access_log).map_err(StartError::AccessLog)?;
+    let forwarder = forward::Forwarder::new(&snapshot.upstream)?;
+    let grace = snapshot.server.shutdown_grace;
+    let state = Arc::new(GatewayState {
+        snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
+        forwarder,
+        access_log,
+        request_ids: pipeline::headers::RequestIds::new(),
+    });
+    let mut terminate = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let connections = server::Connections::default();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config));
+    let server_task = tokio::spawn(server::serve(
+        listener,
+        state.clone(),
+        acceptor,
+        connections.clone(),
+        stop_rx,
+    ));
+    tracing::info!(addr = %local, "listening");
+
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+            _ = hangup.recv() => reload(&config_path, &state),
+        }
+    }
+    tracing::info!(open_connections = connections.count(), "shutting down");
+    let _ = stop_tx.send(true);
+    let _ = server_task.await;
+    if tokio::time::timeout(grace, connections.drained())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open_connections = connections.count(),
+            "shutdown grace period over; closing the remaining connections"
+        );
+    }
+    Ok(())
+}
+
+/// Loads the policy again; a valid one is swapped in whole, an invalid one
+/// is refused and the running policy keeps serving.
+fn reload(path: &std::path::Path, state: &GatewayState) {
+    match config::load(path) {
+        Ok(loaded) => {
+            let old = state.snapshot.load();
+            if loaded.snapshot.server.listen != old.server.listen {
+                tracing::warn!("server.listen changed; the new address needs a restart");
+            }
+            state.snapshot.store(Arc::new(loaded.snapshot));
+            tracing::info!(file = %path.display(), "policy reloaded");
+        }
+        Err(e) => {
+            tracing::error!("policy reload refused, the previous policy keeps serving:\n{e}");
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! Header hygiene: what callers may not send (SPEC §3 step 3), hop-by-hop
+//! removal (RFC 9110 §7.6.1) and the headers the gateway adds (step 8).
+
+use crate::auth::Identity;
+use crate::snapshot::{IdentityHeaders, ServerSettings};
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, HOST};
+use http::HeaderMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+/// RFC 9110 §7.6.1 plus the de-facto ones (`Keep-Alive`, `Proxy-Connection`).
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes hop-by-hop headers, including every header `Connection` names.
+/// Runs before the gateway adds its own headers, so `Connection: X-Auth-Subject`
+/// can never remove what the gateway sets.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        // Host routes the request; no client gets to drop it this way.
+        if name != HOST {
+            headers.remove(name);
+        }
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Removes every `X-Auth-*` header (any case) and every identity header.
+pub fn strip_identity(headers: &mut HeaderMap, identity: &IdentityHeaders) {
+    let reserved: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| identity.is_reserved(name))
+        .cloned()
+        .collect();
+    for name in reserved {
+        headers.remove(name);
+    }
+}
+
+/// Removes the caller's credential headers (unless `pass_credentials`).
+pub fn strip_credentials(headers: &mut HeaderMap, key_header: &HeaderName) {
+    headers.remove(AUTHORIZATION);
+    headers.remove(key_header);
+}
+
+/// Sets the identity headers for an authenticated caller.
+pub fn add_identity(headers: &mut HeaderMap, names: &IdentityHeaders, id: &Identity) {
+    let mut set = |name: &HeaderName, value: &str| {
+        // Values come from the policy or a verified token; one that is not a
+        // valid header value is dropped rather than sent mangled.
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(name.clone(), v);
+        }
+    };
+    set(&names.subject, &id.subject);
+    set(&names.method, id.method.as_str());
+    let scopes = id
+        .scopes
+        .iter()
+        .map(|s| &**s)
+        .collect::<Vec<&str>>()
+        .join(" ");
+    set(&names.scopes, &scopes);
+    if let Some(key_id) = &id.key_id {
+        set(&names.key_id, key_id);
+    }
+    if let Some(issuer) = &id.issuer {
+        set(&names.issuer, issuer);
+    }
+}
+
+/// The address of the real client: the peer, or, when the peer is a trusted
+/// proxy, the right-most `X-Forwarded-For` entry that is not one (SPEC §3 step 7).
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, server: &ServerSettings) -> IpAddr {
+    if !server.is_trusted_proxy(peer) {
+        return peer;
+    }
+    let mut candidate = peer;
+    let entries: Vec<&str> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    for entry in entries.iter().rev() {
+        let Ok(ip) = entry.trim().parse::<IpAddr>() else {
+            break;
+        };
+        candidate = ip;
+        if !server.is_trusted_proxy(ip) {
+            break;
+        }
+    }
+    candidate
+}
+
+/// Sets `X-Forwarded-For/Proto/Host`. A trusted proxy's `X-Forwarded-For` is
+/// kept and appended to; anyone else's is replaced.
+pub fn add_forwarded(
+    headers: &mut HeaderMap,
+    peer: IpAddr,
+    requested_host: Option<HeaderValue>,
+    server: &ServerSettings,
+) {
+    let prior = if server.is_trusted_proxy(peer) {
+        let joined = headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(", ");
+        Some(joined).filter(|j| !j.is_empty())
+    } else {
+        None
+    };
+    let xff = match prior {
+        Some(p) => format!("{p}, {peer}"),
+        None => peer.to_string(),
+    };
+    headers.remove(&X_FORWARDED_FOR);
+    headers.remove(FORWARDED);
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+    headers.remove(&X_FORWARDED_HOST);
+    if let Some(host) = requested_host {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+}
+
+/// A caller's `X-Request-Id` is kept only if it is 1–128 of `A-Za-z0-9._-`.
+pub fn valid_request_id(value: &HeaderValue) -> Option<&str> {
+    let b = value.as_bytes();
+    let ok = (1..=128).contains(&b.len())
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
+    if ok {
+        value.to_str().ok()
+    } else {
+        None
+    }
+}
+
+/// Request ids: a random per-process prefix and a counter, unique without a
+/// random draw per request.
+pub struct RequestIds {
+    prefix: u64,
+    counter: AtomicU64,
+}
+
+impl RequestIds {
+    pub fn new() -> Self {
+        let mut seed = [0u8; 8];
+        // A failing system RNG would be caught by TLS first; a zero prefix still yields unique ids.
+        let _ = aws_lc_rs::rand::fill(&mut seed);
+        RequestIds {
+            prefix: u64::from_le_bytes(seed),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    pub fn next(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{:016x}{:08x}", self.prefix, n)
+    }
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::*;
+
+    fn identity_headers() -> IdentityHeaders {
+        IdentityHeaders {
+            subject: HeaderName::from_static("x-user"),
+            method: HeaderName::from_static("x-auth-method"),
+            scopes: HeaderName::from_static("x-auth-scopes"),
+            key_id: HeaderName::from_static("x-auth-key-id"),
+            issuer: HeaderName::from_static("x-auth-issuer"),
+            claims: vec![("email".into(), HeaderName::from_static("x-email"))],
+        }
+    }
+
+    fn server(trusted: &[&str]) -> ServerSettings {
+        ServerSettings {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            tls: TlsSettings {
+                cert: "c".into(),
+                key: "k".into(),
+                generate_self_signed: false,
+                tls13_only: false,
+                client_ca: None,
+            },
+            workers: None,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            trusted_proxies: trusted.iter().filter_map(|t| t.parse().ok()).collect(),
+        }
+    }
+
+    #[test]
+    fn strips_x_auth_in_any_case_and_configured_identity_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("X-AUTH-SUBJECT", HeaderValue::from_static("root"));
+        h.insert("x-Auth-Anything", HeaderValue::from_static("1"));
+        h.insert("X-User", HeaderValue::from_static("root"));
+        h.insert("X-Email", HeaderValue::from_static("a@b"));
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        strip_identity(&mut h, &identity_headers());
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn connection_named_headers_go_but_host_stays() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Secret, Host"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert(HOST, HeaderValue::from_static("api"));
+        h.insert("te", HeaderValue::from_static("trailers"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key(HOST));
+    }
+
+    #[test]
+    fn forwarded_for_is_replaced_unless_the_peer_is_trusted() {
+        let peer: IpAddr = "10.0.0.5".parse().expect("ip");
+        let mut h = HeaderMap::new();
+        h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("6.6.6.6"));
+        add_forwarded(&mut h, peer, None, &server(&[]));
+        assert_eq!(
+            h.get(&X_FORWARDED_FOR).map(|v| v.as_bytes()),
+            Some(&b"10.0.0.5"[..])
+        );
+        assert_eq!(client_ip(peer, &h, &server(&[])), peer);
+
+        let mut h = HeaderMap::new();
+        h.insert(
+            &X_FORWARDED_FOR,
+            HeaderValue::from_static("6.6.6.6, 198.51.100.7"),
+        );
+        let trusted = server(&["10.0.0.0/8"]);
+        assert_eq!(
+            client_ip(peer, &h, &trusted),
+            "198.51.100.7".parse::<IpAddr>().expect("ip")
+        );
+        add_forwarded(&mut h, peer, None, &trusted);
+        assert_eq!(
+            h.get(&X_FORWARDED_FOR).map(|v| v.as_bytes()),
+            Some(&b"6.6.6.6, 198.51.100.7, 10.0.0.5"[..])
+        );
+    }
+
+    #[test]
+    fn request_ids_are_checked() {
+        assert!(valid_request_id(&HeaderValue::from_static("abc-1.2_3")).is_some());
+        assert!(valid_request_id(&HeaderValue::from_static("a b")).is_none());
+        assert!(valid_request_id(&HeaderValue::from_static("")).is_none());
+        let long = "a".repeat(129);
+        assert!(valid_request_id(&HeaderValue::from_str(&long).expect("v")).is_none());
+        let ids = RequestIds::new();
+        assert_ne!(ids.next(), ids.next());
+    }
+}

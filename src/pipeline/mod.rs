@@ -1,0 +1,231 @@
+//! `handle()`: the stages of SPEC §3, in order, as plain async functions.
+//! Only `handle` turns an error into a response, and the access log is
+//! written exactly once, by the response body, whatever happened.
+
+pub mod headers;
+pub mod normalize;
+pub mod route;
+
+use crate::access_log::{AccessLog, RequestRecord};
+use crate::auth::{self, Identity};
+use crate::body::{LimitedBody, Payload, ResponseBody};
+use crate::error::{Decision, GatewayError};
+use crate::forward::{self, Forwarder};
+use crate::snapshot::{SharedSnapshot, Snapshot, UpstreamTarget};
+use headers::{RequestIds, X_REQUEST_ID};
+use http::header::{HeaderValue, CONTENT_LENGTH, HOST, USER_AGENT};
+use http::{Request, Response, Version};
+use hyper::body::Incoming;
+use route::RouteAuth;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+/// Everything a request needs that outlives one policy snapshot.
+pub struct GatewayState {
+    pub snapshot: SharedSnapshot,
+    pub forwarder: Forwarder,
+    pub access_log: AccessLog,
+    pub request_ids: RequestIds,
+}
+
+/// What the connection knows about itself.
+#[derive(Debug)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub tls_version: &'static str,
+}
+
+/// Serves one request: never fails, never panics on caller input.
+pub async fn handle(
+    state: Arc<GatewayState>,
+    conn: Arc<ConnInfo>,
+    in_flight: Option<crate::server::InFlight>,
+    mut req: Request<Incoming>,
+) -> Response<ResponseBody> {
+    let snapshot = state.snapshot.load_full();
+    let request_id = req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(headers::valid_request_id)
+        .map(str::to_string)
+        .unwrap_or_else(|| state.request_ids.next());
+    let mut record = Box::new(RequestRecord {
+        started: Instant::now(),
+        request_id,
+        client_ip: headers::client_ip(conn.peer.ip(), req.headers(), &snapshot.server),
+        method: req.method().clone(),
+        version: req.version(),
+        path: req.uri().path().to_string(),
+        status: 0,
+        bytes_out: 0,
+        upstream_ms: None,
+        route: None,
+        auth_method: None,
+        subject: None,
+        key_id: None,
+        decision: Decision::Allowed,
+        reason: None,
+        user_agent: req
+            .headers()
+            .get(USER_AGENT)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        tls_version: conn.tls_version,
+    });
+    // The caller's id goes upstream as given (or generated), not as sent twice.
+    if let Ok(v) = HeaderValue::from_str(&record.request_id) {
+        req.headers_mut().insert(X_REQUEST_ID, v);
+    }
+
+    let result = run(&snapshot, &state, &conn, &mut record, req).await;
+    let (mut response, payload) = match result {
+        Ok((parts, payload)) => (Response::from_parts(parts, ()), payload),
+        Err(e) => {
+            record.decision = e.decision();
+            record.reason = Some(e.reason());
+            let mut response = Response::new(());
+            *response.status_mut() = e.status();
+            let (name, value) = GatewayError::content_type();
+            response.headers_mut().insert(name, value);
+            e.extra_headers(response.headers_mut());
+            (response, Payload::json(e.json_body(&record.request_id)))
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&record.request_id) {
+        response.headers_mut().insert(X_REQUEST_ID, v);
+    }
+    record.status = response.status().as_u16();
+    let body = ResponseBody::new(payload, record, state.access_log.clone(), in_flight);
+    response.map(|()| body)
+}
+
+/// Header bytes as they would stand on the wire (`name: value\r\n`).
+fn header_bytes(headers: &http::HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum()
+}
+
+async fn run(
+    snapshot: &Snapshot,
+    state: &GatewayState,
+    conn: &ConnInfo,
+    record: &mut RequestRecord,
+    mut req: Request<Incoming>,
+) -> Result<(http::response::Parts, Payload), GatewayError> {
+    // hyper enforces the limit on HTTP/1 buffers in coarse steps; this is the exact check.
+    if header_bytes(req.headers()) > snapshot.server.max_header_bytes {
+        return Err(GatewayError::HeadersTooLarge);
+    }
+    // 1. Normalize.
+    let path = normalize::normalize(req.uri().path())
+        .map_err(|e| GatewayError::bad_request(e.reason(), e.description()))?
+        .into_owned();
+    record.path.clone_from(&path);
+    // 2. Route.
+    let route = snapshot
+        .routes
+        .find(req.method(), &path)
+        .ok_or(GatewayError::NotFound)?;
+    record.route = Some(route.name.clone());
+    // 3. Strip what only the gateway may say.
+    headers::strip_identity(req.headers_mut(), &snapshot.identity);
+    // 4–6. Authenticate and authorize.
+    let identity = match &route.auth {
+        RouteAuth::None => None,
+        RouteAuth::Kinds(accepted) => {
+            let credential = auth::extract(req.headers(), &snapshot.api_keys.header)?.ok_or(
+                GatewayError::Unauthenticated {
+                    api_key_configured: snapshot.kinds.api_key,
+                },
+            )?;
+            if !auth::kind_accepted(*accepted, &credential) {
+                return Err(GatewayError::InsufficientScope {
+                    scheme: credential.scheme(),
+                    reason: "credential_kind_not_accepted",
+                    scopes: route.scopes_joined.clone(),
+                });
+            }
+            let identity = auth::authenticate(snapshot, &credential, SystemTime::now())?;
+            record.auth_method = Some(identity.method.as_str());
+            record.subject = Some(identity.subject.clone());
+            record.key_id.clone_from(&identity.key_id);
+            if !route.scopes.iter().all(|s| identity.scopes.contains(s)) {
+                return Err(GatewayError::InsufficientScope {
+                    scheme: credential.scheme(),
+                    reason: "missing_scope",
+                    scopes: route.scopes_joined.clone(),
+                });
+            }
+            Some(identity)
+        }
+    };
+    // 8. Forward.
+    let announced = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|len| len > snapshot.server.max_body_bytes) {
+        return Err(GatewayError::PayloadTooLarge);
+    }
+    let req = prepare_upstream_request(snapshot, conn, req, &path, identity.as_ref())?;
+    forward(snapshot, state, record, req).await
+}
+
+/// Rewrites the caller's request into the one the upstream receives (SPEC §3 step 8).
+fn prepare_upstream_request(
+    snapshot: &Snapshot,
+    conn: &ConnInfo,
+    req: Request<Incoming>,
+    path: &str,
+    identity: Option<&Identity>,
+) -> Result<Request<Incoming>, GatewayError> {
+    let (mut parts, body) = req.into_parts();
+    // HTTP/2 carries the host in :authority, HTTP/1.1 in Host (RFC 9110 §7.2).
+    let requested_host = parts
+        .uri
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        .or_else(|| parts.headers.get(HOST).cloned());
+    let headers = &mut parts.headers;
+    headers::remove_hop_by_hop(headers);
+    if !snapshot.upstream.pass_credentials {
+        headers::strip_credentials(headers, &snapshot.api_keys.header);
+    }
+    // The upstream sees its own authority as Host; the caller's is in X-Forwarded-Host.
+    headers.remove(HOST);
+    headers::add_forwarded(headers, conn.peer.ip(), requested_host, &snapshot.server);
+    if let Some(identity) = identity {
+        headers::add_identity(headers, &snapshot.identity, identity);
+    }
+    parts.uri = forward::upstream_uri(&snapshot.upstream.target, path, parts.uri.query())?;
+    parts.version = Version::HTTP_11;
+    Ok(Request::from_parts(parts, body))
+}
+
+async fn forward(
+    snapshot: &Snapshot,
+    state: &GatewayState,
+    record: &mut RequestRecord,
+    req: Request<Incoming>,
+) -> Result<(http::response::Parts, Payload), GatewayError> {
+    let (parts, body) = req.into_parts();
+    let (body, exceeded) = LimitedBody::new(body, snapshot.server.max_body_bytes);
+    let req = Request::from_parts(parts, body);
+    let started = Instant::now();
+    let result = match snapshot.upstream.target {
+        UpstreamTarget::Echo => crate::echo::respond(req, &exceeded).await.map(|r| {
+            let (parts, bytes) = r.into_parts();
+            (parts, Payload::json(bytes))
+        }),
+        UpstreamTarget::Http { .. } => state.forwarder.send(req, &exceeded).await.map(|r| {
+            let (mut parts, body) = r.into_parts();
+            headers::remove_hop_by_hop(&mut parts.headers);
+            (parts, Payload::Upstream(body))
+        }),
+    };
+    record.upstream_ms = Some((started.elapsed().as_secs_f64() * 1e6).round() / 1e3);
+    result
+}

@@ -1,0 +1,278 @@
+//! Accept loop: TLS handshake, HTTP/1.1 and HTTP/2 on one port (ALPN),
+//! per-connection timeouts, and graceful shutdown.
+
+use crate::pipeline::{self, ConnInfo, GatewayState};
+use crate::snapshot::ServerSettings;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+/// HTTP/2 streams one connection may have open at once.
+pub const MAX_CONCURRENT_STREAMS: u32 = 100;
+/// hyper refuses an HTTP/1 read buffer below this size.
+const HYPER_MIN_BUF: usize = 8192;
+
+/// When a connection last moved bytes, and how many responses it has open.
+struct Activity {
+    epoch: Instant,
+    last_ms: AtomicU64,
+    in_flight: AtomicUsize,
+}
+
+impl Activity {
+    fn touch(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+    }
+}
+
+/// Held by a response until its body is done, so a connection waiting on a
+/// slow upstream is not taken for idle.
+pub struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn new(activity: &Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(activity.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// An IO stream that records when it last read or wrote.
+struct ActivityIo<T> {
+    inner: T,
+    activity: Arc<Activity>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for ActivityIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for ActivityIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Resolves once the connection has had no traffic and no open response for `idle`.
+async fn idle_expired(activity: Arc<Activity>, idle: Duration) {
+    loop {
+        let quiet = activity.idle_for();
+        if quiet >= idle && activity.in_flight.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        tokio::time::sleep(idle.saturating_sub(quiet).max(Duration::from_millis(50))).await;
+    }
+}
+
+/// HTTP/1.1 and HTTP/2 settings from the policy.
+fn http_builder(server: &ServerSettings) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(server.header_read_timeout)
+        .max_buf_size(server.max_header_bytes.max(HYPER_MIN_BUF))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(server.max_header_bytes as u32)
+        .keep_alive_interval(Some(server.idle_timeout))
+        .keep_alive_timeout(Duration::from_secs(20));
+    builder
+}
+
+/// Counts open connections so shutdown can wait for them.
+#[derive(Clone, Default)]
+pub struct Connections(Arc<(AtomicUsize, tokio::sync::Notify)>);
+
+impl Connections {
+    fn open(&self) -> ConnGuard {
+        self.0 .0.fetch_add(1, Ordering::AcqRel);
+        ConnGuard(self.clone())
+    }
+
+    pub fn count(&self) -> usize {
+        self.0 .0.load(Ordering::Acquire)
+    }
+
+    /// Waits until every connection has closed.
+    pub async fn drained(&self) {
+        loop {
+            let notified = self.0 .1.notified();
+            if self.count() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+struct ConnGuard(Connections);
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.0 .0 .0.fetch_sub(1, Ordering::AcqRel);
+        self.0 .0 .1.notify_waiters();
+    }
+}
+
+/// Accepts connections until `shutdown` turns true, then asks every open
+/// connection to finish its in-flight requests and close.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<GatewayState>,
+    acceptor: TlsAcceptor,
+    connections: Connections,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let server = state.snapshot.load().server.clone();
+    let builder = http_builder(&server);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let guard = connections.open();
+        let state = state.clone();
+        let acceptor = acceptor.clone();
+        let builder = builder.clone();
+        let server = server.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let activity = Arc::new(Activity {
+                epoch: Instant::now(),
+                last_ms: AtomicU64::new(0),
+                in_flight: AtomicUsize::new(0),
+            });
+            // A client that never finishes its handshake is a slowloris too.
+            let tls = match tokio::time::timeout(server.header_read_timeout, acceptor.accept(tcp))
+                .await
+            {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let conn = Arc::new(ConnInfo {
+                peer,
+                tls_version: crate::tls::version_name(tls.get_ref().1.protocol_version()),
+            });
+            let io = TokioIo::new(ActivityIo {
+                inner: tls,
+                activity: activity.clone(),
+            });
+            let service_activity = activity.clone();
+            let service = service_fn(move |req| {
+                let in_flight = InFlight::new(&service_activity);
+                let state = state.clone();
+                let conn = conn.clone();
+                async move {
+                    Ok::<_, Infallible>(pipeline::handle(state, conn, Some(in_flight), req).await)
+                }
+            });
+            let connection = builder.serve_connection_with_upgrades(io, service);
+            tokio::pin!(connection);
+            let idle = idle_expired(activity, server.idle_timeout);
+            tokio::pin!(idle);
+            let mut closing = false;
+            loop {
+                tokio::select! {
+                    result = connection.as_mut() => {
+                        if let Err(e) = result {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    _ = &mut idle, if !closing => {
+                        connection.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                    _ = shutdown.changed(), if !closing => {
+                        connection.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,116 @@
+//! TLS termination settings and the development certificate.
+
+use crate::snapshot::TlsSettings;
+use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::ServerConfig;
+use std::path::Path;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read TLS file {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("TLS certificate and key do not form a usable pair: {0}")]
+    Config(String),
+    #[error("cannot create a development certificate: {0}")]
+    Generate(String),
+}
+
+fn file_err(path: &Path, reason: impl ToString) -> TlsError {
+    TlsError::File {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// A self-signed certificate and its key, PEM-encoded, for `hosts` (DNS names or IPs).
+pub fn self_signed(hosts: &[String]) -> Result<(String, String), TlsError> {
+    let certified = rcgen::generate_simple_self_signed(hosts.to_vec())
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    Ok((certified.cert.pem(), certified.signing_key.serialize_pem()))
+}
+
+/// Writes a development certificate and key (the key readable by its owner only).
+pub fn write_self_signed(cert: &Path, key: &Path, hosts: &[String]) -> Result<(), TlsError> {
+    let (cert_pem, key_pem) = self_signed(hosts)?;
+    for path in [cert, key] {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
+        }
+    }
+    std::fs::write(cert, cert_pem).map_err(|e| file_err(cert, e))?;
+    write_private(key, key_pem.as_bytes()).map_err(|e| file_err(key, e))?;
+    Ok(())
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(bytes)
+}
+
+/// The hosts a development certificate covers.
+pub fn dev_hosts() -> Vec<String> {
+    vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]
+}
+
+/// Builds the server's rustls configuration: ALPN h2 + http/1.1, the minimum
+/// version, and client-certificate verification when `client_ca` is set.
+pub fn server_config(tls: &TlsSettings) -> Result<ServerConfig, TlsError> {
+    if tls.generate_self_signed && (!tls.cert.exists() || !tls.key.exists()) {
+        write_self_signed(&tls.cert, &tls.key, &dev_hosts())?;
+        tracing::warn!(cert = %tls.cert.display(), "generated a self-signed development certificate; do not use it in production");
+    }
+    let certs = CertificateDer::pem_file_iter(&tls.cert)
+        .map_err(|e| file_err(&tls.cert, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_err(&tls.cert, e))?;
+    if certs.is_empty() {
+        return Err(file_err(&tls.cert, "no certificate in file"));
+    }
+    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| file_err(&tls.key, e))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let versions: &[&rustls::SupportedProtocolVersion] = if tls.tls13_only {
+        &[&rustls::version::TLS13]
+    } else {
+        &[&rustls::version::TLS13, &rustls::version::TLS12]
+    };
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = match &tls.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(ca).map_err(|e| file_err(ca, e))? {
+                roots
+                    .add(cert.map_err(|e| file_err(ca, e))?)
+                    .map_err(|e| file_err(ca, e))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| TlsError::Config(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+pub fn version_name(v: Option<rustls::ProtocolVersion>) -> &'static str {
+    match v {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+        _ => "unknown",
+    }
+}
