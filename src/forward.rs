@@ -117,15 +117,11 @@ pub fn upstream_uri(
     path: &str,
     query: Option<&str>,
 ) -> Result<http::Uri, GatewayError> {
-    let UpstreamTarget::Http {
-        scheme,
-        authority,
-        base_path,
-    } = target
-    else {
-        return path.parse().map_err(|_| {
-            GatewayError::bad_request("malformed_path", "The request path is malformed.")
-        });
+    let malformed =
+        || GatewayError::bad_request("malformed_path", "The request path is malformed.");
+    let base_path = match target {
+        UpstreamTarget::Http { base_path, .. } => base_path.as_str(),
+        UpstreamTarget::Echo => "",
     };
     let mut pq =
         String::with_capacity(base_path.len() + path.len() + 1 + query.map_or(0, str::len));
@@ -135,10 +131,15 @@ pub fn upstream_uri(
         pq.push('?');
         pq.push_str(q);
     }
-    http::Uri::builder()
-        .scheme(scheme.clone())
-        .authority(authority.clone())
-        .path_and_query(pq)
-        .build()
-        .map_err(|_| GatewayError::bad_request("malformed_path", "The request path is malformed."))
+    match target {
+        UpstreamTarget::Echo => pq.parse().map_err(|_| malformed()),
+        UpstreamTarget::Http {
+            scheme, authority, ..
+        } => http::Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query(pq)
+            .build()
+            .map_err(|_| malformed()),
+    }
 }

@@ -326,8 +326,26 @@ fn api_keys(f: file::ApiKeysFile, diag: &mut Diagnostics) -> ApiKeyIndex {
             }
         };
         check_scopes(&k.scopes, &at("scopes"), diag);
+        if let Some(limit) = &k.rate_limit {
+            diag.error(
+                &at("rate_limit"),
+                format!(
+                    "`rate_limit: {limit}` names a limit, but `rate_limits` {NOT_YET_SUPPORTED}"
+                ),
+            );
+        }
+        let subject = k.subject.as_deref().unwrap_or(&k.id);
+        // Both go upstream as header values and into the log.
+        for (field, value) in [("id", k.id.as_str()), ("subject", subject)] {
+            if !value.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+                diag.error(
+                    &at(field),
+                    format!("`{value}` must be printable ASCII: it is sent upstream in a header"),
+                );
+            }
+        }
         let entry = ApiKeyEntry {
-            subject: k.subject.as_deref().unwrap_or(&k.id).into(),
+            subject: subject.into(),
             id: k.id.as_str().into(),
             scopes: k.scopes.iter().map(|s| Arc::from(s.as_str())).collect(),
             expires,
@@ -393,6 +411,14 @@ fn routes(files: Vec<file::RouteFile>, kinds: KindSet, diag: &mut Diagnostics) -
                 )
                 .collect::<Vec<_>>()
         });
+        if let Some(limit) = &r.rate_limit {
+            diag.error(
+                &at("rate_limit"),
+                format!(
+                    "`rate_limit: {limit}` names a limit, but `rate_limits` {NOT_YET_SUPPORTED}"
+                ),
+            );
+        }
         let auth = route_auth(r.auth.as_ref(), kinds, &at("auth"), diag);
         if auth == Some(RouteAuth::None) && !r.scopes.is_empty() {
             diag.error(

@@ -7,6 +7,7 @@ pub mod units;
 
 use crate::snapshot::Snapshot;
 use positions::{Pos, Positions};
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -81,6 +82,7 @@ pub fn load_str(
         positions: Positions::of(text),
         errors: Vec::new(),
         warnings: Vec::new(),
+        suppressed: Vec::new(),
     };
     let file = match parse(text, &mut diag) {
         Some(file) => file,
@@ -93,7 +95,10 @@ pub fn load_str(
             snapshot,
             warnings: diag.warnings,
         }),
-        _ => Err(LoadError::Invalid(diag.errors)),
+        _ => {
+            diag.errors.sort_by_key(|e| (e.line, e.col));
+            Err(LoadError::Invalid(diag.errors))
+        }
     }
 }
 
@@ -103,6 +108,8 @@ pub(crate) struct Diagnostics {
     positions: Positions,
     errors: Vec<ConfigError>,
     warnings: Vec<ConfigError>,
+    /// Paths whose broken value was removed; later errors below them are echoes.
+    suppressed: Vec<String>,
 }
 
 impl Diagnostics {
@@ -117,6 +124,13 @@ impl Diagnostics {
 
     /// An error about the value at a dotted path such as `routes[2].path`.
     pub(crate) fn error(&mut self, path: &str, message: impl Into<String>) {
+        let echo = self.suppressed.iter().any(|s| {
+            path.strip_prefix(s.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        });
+        if echo {
+            return;
+        }
         let e = self.at(self.positions.value(path), message.into());
         self.errors.push(e);
     }
@@ -130,11 +144,12 @@ impl Diagnostics {
     }
 }
 
-/// The YAML → file types step. serde stops at its first error, so when the
-/// whole file fails, each top-level section (and each list item) is
-/// deserialized on its own to report every broken part, not just the first.
+/// The YAML → file types step. serde stops at its first error, so after one
+/// the offending key is taken out and the rest read again, until the file
+/// reads whole: every broken key is reported, and the remainder still goes
+/// through the semantic checks (with errors under a removed key suppressed).
 fn parse(text: &str, diag: &mut Diagnostics) -> Option<file::FileConfig> {
-    let value: serde_yaml::Value = match serde_yaml::from_str(text) {
+    let mut value: serde_yaml::Value = match serde_yaml::from_str(text) {
         Ok(serde_yaml::Value::Null) => serde_yaml::Value::Mapping(Default::default()),
         Ok(v) => v,
         Err(e) => {
@@ -153,82 +168,79 @@ fn parse(text: &str, diag: &mut Diagnostics) -> Option<file::FileConfig> {
             return None;
         }
     };
-    match from_value(value.clone()) {
-        Ok(file) => return Some(file),
-        Err(e) if !value.is_mapping() => {
-            diag.error("", e.message);
+    let mut emptied: HashSet<String> = HashSet::new();
+    // Each round removes one key, so the loop ends; the cap bounds hostile files.
+    for _ in 0..MAX_STRUCTURAL_ERRORS {
+        let e = match from_value(value.clone()) {
+            Ok(file) => return Some(file),
+            Err(e) => e,
+        };
+        let target = match &e.unknown_field {
+            Some(field) => positions::join(&parent_of(&e.path, field), field),
+            None => e.path.clone(),
+        };
+        report(diag, &target, &e);
+        diag.suppressed.push(target.clone());
+        // A list item is first emptied (keeping later indices, so positions stay
+        // right), and removed only if an empty item is still wrong.
+        let replace = target.ends_with(']') && emptied.insert(target.clone());
+        if target.is_empty() || !prune(&mut value, &target, replace) {
             return None;
         }
-        Err(_) => {}
-    }
-    let before = diag.errors.len();
-    diagnose(diag, &|v| v, value, "", "", 0);
-    if diag.errors.len() == before {
-        // Parts were fine alone but not together; never pass silently.
-        diag.error("", "the policy file could not be read as a whole");
     }
     None
 }
 
-/// Deserializes `value` (placed back into a document by `wrap`) and, where it
-/// fails, narrows down to the failing children so each broken part is
-/// reported once. `real` is the value's path in the file; `wrapped` its path
-/// in the trimmed document, where list items always stand at index 0.
-fn diagnose(
-    diag: &mut Diagnostics,
-    wrap: &dyn Fn(serde_yaml::Value) -> serde_yaml::Value,
-    value: serde_yaml::Value,
-    real: &str,
-    wrapped: &str,
-    depth: usize,
-) {
-    let Err(mut e) = from_value(wrap(value.clone())) else {
-        return;
-    };
-    let before = diag.errors.len();
-    // Struct fields are isolated only down to the sections (depth 1); below
-    // that, leaving out a sibling could trigger a false "missing field".
-    match value {
-        serde_yaml::Value::Mapping(map) if depth <= 1 => {
-            for (k, v) in map {
-                let Some(name) = k.as_str().map(str::to_string) else {
-                    continue;
-                };
-                let child = |x: serde_yaml::Value| {
-                    let mut m = serde_yaml::Mapping::new();
-                    m.insert(k.clone(), x);
-                    wrap(serde_yaml::Value::Mapping(m))
-                };
-                diagnose(
-                    diag,
-                    &child,
-                    v,
-                    &positions::join(real, &name),
-                    &positions::join(wrapped, &name),
-                    depth + 1,
-                );
+/// How many structural errors one check reports before it gives up.
+const MAX_STRUCTURAL_ERRORS: usize = 100;
+
+/// Removes (or, with `replace`, empties) the node at a dotted path.
+fn prune(root: &mut serde_yaml::Value, path: &str, replace: bool) -> bool {
+    let mut segments = Vec::new();
+    for part in path.split('.') {
+        let (name, indices) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if !name.is_empty() {
+            segments.push(Err(name));
+        }
+        for idx in indices.split('[').filter(|s| !s.is_empty()) {
+            match idx.trim_end_matches(']').parse::<usize>() {
+                Ok(n) => segments.push(Ok(n)),
+                Err(_) => return false,
             }
         }
-        serde_yaml::Value::Sequence(items) if depth <= 2 => {
-            for (i, item) in items.into_iter().enumerate() {
-                let child = |x: serde_yaml::Value| wrap(serde_yaml::Value::Sequence(vec![x]));
-                diagnose(
-                    diag,
-                    &child,
-                    item,
-                    &format!("{real}[{i}]"),
-                    &format!("{wrapped}[0]"),
-                    usize::MAX,
-                );
-            }
-        }
-        _ => {}
     }
-    if diag.errors.len() == before {
-        if let Some(rest) = e.path.strip_prefix(wrapped) {
-            e.path = format!("{real}{rest}");
+    let Some((last, parents)) = segments.split_last() else {
+        return false;
+    };
+    let mut node = root;
+    for seg in parents {
+        let next = match seg {
+            Ok(i) => node.as_sequence_mut().and_then(|s| s.get_mut(*i)),
+            Err(k) => node.as_mapping_mut().and_then(|m| m.get_mut(*k)),
+        };
+        match next {
+            Some(n) => node = n,
+            None => return false,
         }
-        report(diag, e);
+    }
+    match last {
+        Ok(i) => match node.as_sequence_mut() {
+            Some(seq) if *i < seq.len() => {
+                if replace {
+                    seq[*i] = serde_yaml::Value::Mapping(Default::default());
+                } else {
+                    seq.remove(*i);
+                }
+                true
+            }
+            _ => false,
+        },
+        Err(k) => node
+            .as_mapping_mut()
+            .is_some_and(|m| m.remove(*k).is_some()),
     }
 }
 
@@ -254,24 +266,22 @@ fn from_value(value: serde_yaml::Value) -> Result<file::FileConfig, FieldError> 
     })
 }
 
-fn report(diag: &mut Diagnostics, e: FieldError) {
-    match &e.unknown_field {
-        Some(field) => {
-            let path = positions::join(&parent_of(&e.path, field), field);
-            let pos = diag.positions.key(&path);
-            let msg = format!(
-                "{}: {}; check the spelling (SPEC §2 lists every key)",
-                path, e.message
-            );
-            let err = diag.at(pos, msg);
-            diag.errors.push(err);
-        }
-        None => {
-            let pos = diag.positions.value(&e.path);
-            let err = diag.at(pos, format!("{}: {}", e.path, e.message));
-            diag.errors.push(err);
-        }
-    }
+fn report(diag: &mut Diagnostics, target: &str, e: &FieldError) {
+    let (pos, message) = match &e.unknown_field {
+        Some(_) => (
+            diag.positions.key(target),
+            format!(
+                "{target}: {}; check the spelling (SPEC §2 lists every key)",
+                e.message
+            ),
+        ),
+        None => (
+            diag.positions.value(target),
+            format!("{target}: {}", e.message),
+        ),
+    };
+    let err = diag.at(pos, message);
+    diag.errors.push(err);
 }
 
 /// serde_path_to_error may or may not end the path with the unknown key itself.

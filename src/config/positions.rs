@@ -22,8 +22,15 @@ pub struct Positions {
 }
 
 enum Frame {
-    Map { path: String, key: Option<String> },
-    Seq { path: String, index: usize },
+    Map {
+        path: String,
+        key: Option<String>,
+        seen_key: bool,
+    },
+    Seq {
+        path: String,
+        index: usize,
+    },
 }
 
 struct Collector {
@@ -51,12 +58,22 @@ impl Collector {
     fn place(&mut self, ev: &Event, mark: Marker) -> Option<String> {
         match self.stack.last_mut() {
             None => Some(String::new()),
-            Some(Frame::Map { path, key }) => match key.take() {
+            Some(Frame::Map {
+                path,
+                key,
+                seen_key,
+            }) => match key.take() {
                 None => {
                     let name = match ev {
                         Event::Scalar(s, ..) => s.clone(),
                         _ => "?".to_string(),
                     };
+                    // A block mapping is best pointed at by its first key
+                    // (its own start mark stands at the first `:`).
+                    if !*seen_key && !path.is_empty() {
+                        self.out.values.insert(path.clone(), pos(mark));
+                    }
+                    *seen_key = true;
                     self.out.keys.insert(join(path, &name), pos(mark));
                     *key = Some(name);
                     None
@@ -85,7 +102,11 @@ impl MarkedEventReceiver for Collector {
                 let path = self.place(&ev, mark).unwrap_or_else(|| "?".to_string());
                 self.out.values.insert(path.clone(), pos(mark));
                 self.stack.push(match ev {
-                    Event::MappingStart(..) => Frame::Map { path, key: None },
+                    Event::MappingStart(..) => Frame::Map {
+                        path,
+                        key: None,
+                        seen_key: false,
+                    },
                     _ => Frame::Seq { path, index: 0 },
                 });
             }

@@ -140,6 +140,14 @@ async fn run(
                     api_key_configured: snapshot.kinds.api_key,
                 },
             )?;
+            if matches!(credential, auth::Credential::Bearer(_)) && !snapshot.kinds.bearer() {
+                // SPEC §3 step 4: no issuer or introspection endpoint can vouch for it.
+                return Err(GatewayError::invalid_credential(
+                    crate::error::Scheme::Bearer,
+                    "no_token_issuer",
+                    "Bearer tokens are not accepted by this gateway.",
+                ));
+            }
             if !auth::kind_accepted(*accepted, &credential) {
                 return Err(GatewayError::InsufficientScope {
                     scheme: credential.scheme(),

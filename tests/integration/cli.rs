@@ -1,0 +1,191 @@
+//! The command line: check, keygen, hash-key, certs, token; exit codes.
+
+use crate::harness::binary;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn check(policy: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(&path, policy).expect("write");
+    let out = Command::new(binary())
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .expect("run check");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_lists_every_error_with_line_and_column() {
+    let policy = "\
+server:
+  listen: 127.0.0.1:8443
+  tls:
+    cert: c.pem
+    key: k.pem
+  idle_timeout: 10 parsecs
+upstream:
+  url: echo
+  timout: 5s
+routes:
+  - path: /orders/**/lines
+    auth: none
+";
+    let (code, _, stderr) = check(policy);
+    assert_eq!(code, 1, "{stderr}");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("gateway.yaml:"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    assert!(
+        lines[0].contains("gateway.yaml:6:17: server.idle_timeout"),
+        "{stderr}"
+    );
+    assert!(lines[0].contains("parsecs"), "{stderr}");
+    assert!(
+        lines[1].contains("gateway.yaml:9:3: upstream.timout: unknown field `timout`"),
+        "{stderr}"
+    );
+    assert!(lines[2].contains("gateway.yaml:11:11:"), "{stderr}");
+    assert!(
+        lines[2].contains("`**` is only allowed as the last segment"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_accepts_the_shipped_policy_and_warns_about_shadowed_routes() {
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/gateway.yaml"))
+        .expect("shipped gateway.yaml");
+    let (code, stdout, stderr) = check(&shipped);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("ok"), "{stdout}");
+
+    let shadowed = "\
+server:
+  tls: {cert: c.pem, key: k.pem}
+upstream: {url: echo}
+routes:
+  - name: everything
+    path: /api/**
+    auth: none
+  - name: users
+    path: /api/users/*
+    methods: [GET]
+    auth: none
+";
+    let (code, _, stderr) = check(shadowed);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(
+            "gateway.yaml:8:5: warning: route `users` can never match: route `everything`"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_refuses_unknown_keys_at_every_level_and_invalid_yaml() {
+    let (code, _, stderr) = check("servr:\n  listen: x\n");
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("gateway.yaml:1:1: servr: unknown field `servr`"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = check("routes: [\n");
+    assert_eq!(code, 1);
+    assert!(stderr.contains("not valid YAML"), "{stderr}");
+}
+
+#[test]
+fn missing_policy_file_is_a_runtime_failure() {
+    let out = Command::new(binary())
+        .args(["check", "-c", "/nonexistent/gateway.yaml"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one sentence: {stderr}");
+}
+
+#[test]
+fn keygen_prints_a_key_once_and_its_entry_and_hash_key_agrees() {
+    let out = Command::new(binary())
+        .args([
+            "keygen",
+            "--id",
+            "svc",
+            "--scopes",
+            "a,b",
+            "--expires",
+            "90d",
+        ])
+        .output()
+        .expect("keygen");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = text.lines();
+    let key = lines.next().expect("key line");
+    assert!(key.starts_with("agk_") && key.len() == 4 + 43, "{key}");
+    assert_eq!(lines.next(), Some(""));
+    assert!(text.contains("- id: svc"));
+    assert!(text.contains("scopes: [a, b]"));
+    assert!(text.contains("expires: 20"));
+
+    let mut hasher = Command::new(binary())
+        .arg("hash-key")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("hash-key");
+    hasher
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("  {key}\n").as_bytes())
+        .expect("write");
+    let hashed = hasher.wait_with_output().expect("hash-key output");
+    let digest = String::from_utf8_lossy(&hashed.stdout).trim().to_string();
+    assert!(
+        text.contains(&format!("sha256: {digest}")),
+        "{text} vs {digest}"
+    );
+    assert_eq!(digest, crate::harness::digest(key));
+}
+
+#[test]
+fn certs_writes_a_pair_the_gateway_can_serve() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(binary())
+        .args(["certs", "--out"])
+        .arg(dir.path())
+        .output()
+        .expect("certs");
+    assert!(out.status.success());
+    let cert = std::fs::read_to_string(dir.path().join("gateway.pem")).expect("cert");
+    assert!(cert.contains("BEGIN CERTIFICATE"));
+    let key = dir.path().join("gateway-key.pem");
+    assert!(std::fs::read_to_string(&key)
+        .expect("key")
+        .contains("PRIVATE KEY"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&key).expect("meta").permissions().mode();
+    assert_eq!(mode & 0o077, 0, "key readable by others: {mode:o}");
+}
+
+#[test]
+fn token_refuses_a_short_secret() {
+    let out = Command::new(binary())
+        .args(["token", "--secret-env", "AG_TEST_SHORT", "--sub", "x"])
+        .env("AG_TEST_SHORT", "short")
+        .output()
+        .expect("token");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("short\n"));
+}

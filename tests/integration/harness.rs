@@ -1,0 +1,467 @@
+//! Real parts for integration tests: the real `authgate` binary on an
+//! ephemeral port with real TLS, a recording upstream, and real clients.
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Test keys. Their hashes go into policies; the keys themselves must never
+/// show up in anything the gateway prints.
+pub const READER_KEY: &str = "agk_test-reader-0123456789abcdefghijklmnopqrstuv";
+pub const ADMIN_KEY: &str = "agk_test-admin-0123456789abcdefghijklmnopqrstuvw";
+pub const EXPIRED_KEY: &str = "agk_test-expired-0123456789abcdefghijklmnopqrst";
+pub const DISABLED_KEY: &str = "agk_test-disabled-0123456789abcdefghijklmnopqrs";
+pub const ALL_KEYS: [&str; 4] = [READER_KEY, ADMIN_KEY, EXPIRED_KEY, DISABLED_KEY];
+
+/// A generous bound so a hung gateway fails the test instead of hanging it.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub fn digest(key: &str) -> String {
+    authgate::auth::api_key::format_digest(&authgate::auth::api_key::sha256(key.as_bytes()))
+}
+
+/// The api_keys section the standard test policy uses.
+pub fn standard_keys() -> String {
+    format!(
+        r#"api_keys:
+  keys:
+    - id: reader
+      subject: alice
+      sha256: {}
+      scopes: [orders:read]
+    - id: admin
+      sha256: {}
+      scopes: [orders:read, orders:write, admin]
+    - id: expired
+      sha256: {}
+      scopes: [orders:read]
+      expires: 2020-01-01T00:00:00Z
+    - id: disabled
+      sha256: {}
+      scopes: [orders:read]
+      disabled: true
+"#,
+        digest(READER_KEY),
+        digest(ADMIN_KEY),
+        digest(EXPIRED_KEY),
+        digest(DISABLED_KEY)
+    )
+}
+
+/// The standard routes: public, scoped read/write, admin.
+pub const STANDARD_ROUTES: &str = r#"routes:
+  - name: health
+    path: /healthz
+    auth: none
+  - name: orders-read
+    path: /orders/**
+    methods: [GET, HEAD]
+    scopes: [orders:read]
+  - name: orders-write
+    path: /orders/**
+    methods: [POST, PUT, PATCH, DELETE]
+    scopes: [orders:write]
+  - name: admin
+    path: /admin/**
+    scopes: [admin]
+"#;
+
+/// What the recording upstream received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub uri: String,
+    pub headers: HeaderMap,
+    pub body_bytes: usize,
+    pub body_complete: bool,
+}
+
+/// A real HTTP/1.1 server that records every request. `/slow/…` answers after
+/// five seconds; everything else at once with `upstream ok`.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub received: Arc<Mutex<Vec<Received>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Upstream {
+    pub async fn start() -> Upstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        let addr = listener.local_addr().expect("upstream addr");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = received.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let log = log.clone();
+                        async move { Ok::<_, std::convert::Infallible>(record(req, log).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), service)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        Upstream {
+            addr,
+            received,
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<Received> {
+        self.received.lock().expect("lock").clone()
+    }
+
+    pub fn last(&self) -> Received {
+        self.requests()
+            .pop()
+            .expect("the upstream received a request")
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn record(req: Request<Incoming>, log: Arc<Mutex<Vec<Received>>>) -> Response<Full<Bytes>> {
+    let (parts, mut body) = req.into_parts();
+    let mut body_bytes = 0;
+    let mut body_complete = true;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(f) => body_bytes += f.data_ref().map_or(0, |d| d.len()),
+            Err(_) => {
+                body_complete = false;
+                break;
+            }
+        }
+    }
+    log.lock().expect("lock").push(Received {
+        method: parts.method.to_string(),
+        uri: parts.uri.to_string(),
+        headers: parts.headers.clone(),
+        body_bytes,
+        body_complete,
+    });
+    if parts.uri.path().starts_with("/slow") {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    Response::builder()
+        .header("x-upstream", "yes")
+        .header("connection", "x-upstream-private")
+        .header("x-upstream-private", "hop")
+        .body(Full::new(Bytes::from_static(b"upstream ok")))
+        .expect("response")
+}
+
+/// A running `authgate run` process with its output captured.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    child: Child,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+fn capture(
+    stream: impl std::io::Read + Send + 'static,
+    sink: Arc<Mutex<Vec<String>>>,
+    ready: Option<std::sync::mpsc::Sender<String>>,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { return };
+            if let Some(tx) = &ready {
+                if let Some(addr) = line.split("addr=").nth(1) {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+            sink.lock().expect("lock").push(line);
+        }
+    });
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_authgate")
+}
+
+impl Gateway {
+    /// Starts the gateway with `server_extra` (indented `server:` keys) and
+    /// the rest of the policy; TLS is a development certificate in a temp dir.
+    pub fn start_with(server_extra: &str, rest: &str) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let policy = format!(
+            "server:\n  listen: 127.0.0.1:0\n  tls:\n    cert: gw.pem\n    key: gw-key.pem\n    generate_self_signed: true\n{server_extra}\n{rest}"
+        );
+        Gateway::start_file(dir, &policy)
+    }
+
+    pub fn start(rest: &str) -> Gateway {
+        Gateway::start_with("", rest)
+    }
+
+    /// Starts the gateway on a policy written into `dir`.
+    pub fn start_file(dir: tempfile::TempDir, policy: &str) -> Gateway {
+        let path = dir.path().join("gateway.yaml");
+        std::fs::write(&path, policy).expect("write policy");
+        let mut child = Command::new(binary())
+            .args(["run", "-c"])
+            .arg(&path)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn authgate");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        capture(child.stdout.take().expect("stdout"), stdout.clone(), None);
+        capture(
+            child.stderr.take().expect("stderr"),
+            stderr.clone(),
+            Some(tx),
+        );
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a.parse().expect("listen address"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "gateway did not start:\n{}",
+                    stderr.lock().expect("lock").join("\n")
+                );
+            }
+        };
+        Gateway {
+            addr,
+            dir,
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.path().join("gw.pem")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{}{}", self.addr, path)
+    }
+
+    /// Everything the process printed so far, stdout and stderr.
+    pub fn output(&self) -> String {
+        let mut all = self.stdout.lock().expect("lock").join("\n");
+        all.push('\n');
+        all.push_str(&self.stderr.lock().expect("lock").join("\n"));
+        all
+    }
+
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().expect("lock").join("\n")
+    }
+
+    /// The access-log record of a request, waiting briefly since it is written
+    /// when the response body is done.
+    pub async fn log_for(&self, request_id: &str) -> serde_json::Value {
+        for _ in 0..200 {
+            let found = self
+                .stdout
+                .lock()
+                .expect("lock")
+                .iter()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|v| v["request_id"] == request_id);
+            if let Some(v) = found {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no access-log line for {request_id}:\n{}", self.output());
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn wait(&mut self) -> Option<std::process::ExitStatus> {
+        for _ in 0..400 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        None
+    }
+
+    /// An HTTP/1.1 client that trusts this gateway's certificate.
+    pub fn client(&self) -> TestClient {
+        TestClient::new(&self.cert_path(), false)
+    }
+
+    /// A client that speaks only HTTP/2 (negotiated through ALPN).
+    pub fn client_h2(&self) -> TestClient {
+        TestClient::new(&self.cert_path(), true)
+    }
+
+    /// Sends raw bytes over a fresh TLS connection and returns everything the
+    /// gateway answered before closing (or before the timeout).
+    pub async fn raw(&self, request: &[u8]) -> String {
+        let mut tls = self.tls_connect().await;
+        tls.write_all(request).await.expect("write raw request");
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(CLIENT_TIMEOUT, tls.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    pub async fn tls_connect(&self) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        let config = tls_client_config(&self.cert_path(), &[b"http/1.1"]);
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        connector.connect(name, tcp).await.expect("TLS handshake")
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn tls_client_config(ca: &Path, alpn: &[&[u8]]) -> rustls::ClientConfig {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).expect("read cert") {
+        roots.add(cert.expect("cert")).expect("add root");
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config
+}
+
+/// A real HTTP client (hyper over rustls) for the gateway.
+pub struct TestClient {
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+/// A response read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub version: http::Version,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("ascii header").to_string())
+    }
+
+    pub fn headers_all(&self, name: &str) -> Vec<String> {
+        self.headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().expect("ascii header").to_string())
+            .collect()
+    }
+
+    pub fn request_id(&self) -> String {
+        self.header("x-request-id")
+            .expect("x-request-id on every response")
+    }
+}
+
+impl TestClient {
+    /// An HTTP/1.1 client trusting the certificate at `ca`.
+    pub fn trusting(ca: &Path) -> TestClient {
+        TestClient::new(ca, false)
+    }
+
+    fn new(ca: &Path, h2: bool) -> TestClient {
+        // hyper-rustls sets ALPN itself from the enabled versions.
+        let config = tls_client_config(ca, &[]);
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_only();
+        let connector = if h2 {
+            builder.enable_http2().build()
+        } else {
+            builder.enable_http1().build()
+        };
+        let client = Client::builder(TokioExecutor::new())
+            .http2_only(h2)
+            .build(connector);
+        TestClient { client }
+    }
+
+    pub async fn send(&self, req: Request<Full<Bytes>>) -> Reply {
+        let response = tokio::time::timeout(CLIENT_TIMEOUT, self.client.request(req))
+            .await
+            .expect("gateway answered in time")
+            .expect("request succeeded");
+        let (parts, body) = response.into_parts();
+        let body = tokio::time::timeout(CLIENT_TIMEOUT, body.collect())
+            .await
+            .expect("body in time")
+            .expect("body")
+            .to_bytes();
+        Reply {
+            status: parts.status,
+            version: parts.version,
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    /// GET with extra headers.
+    pub async fn get(&self, url: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req = Request::get(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.send(req.body(Full::new(Bytes::new())).expect("request"))
+            .await
+    }
+}

@@ -1,0 +1,9 @@
+//! One integration-test binary (it links once, which matters on 2 cores).
+
+mod cli;
+mod forwarding;
+mod harness;
+mod lifecycle;
+mod readme;
+mod requests;
+mod security;
