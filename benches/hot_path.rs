@@ -81,7 +81,7 @@ fn bench(c: &mut Criterion) {
             h.insert("accept", http::HeaderValue::from_static("*/*"));
             headers::strip_identity(&mut h, &snap.identity);
             if let Some(id) = &identity {
-                headers::add_identity(&mut h, &snap.identity, id);
+                headers::add_identity(&mut h, id);
             }
             black_box(h)
         })

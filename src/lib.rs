@@ -12,6 +12,7 @@ pub mod echo;
 pub mod error;
 pub mod forward;
 pub mod pipeline;
+pub mod revocation;
 pub mod secret;
 pub mod server;
 pub mod snapshot;
@@ -46,7 +47,10 @@ pub enum StartError {
 /// to `shutdown_grace`. SIGHUP reloads the policy file.
 pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), StartError> {
     use tokio::signal::unix::{signal, SignalKind};
-    let snapshot = loaded.snapshot;
+    let mut snapshot = loaded.snapshot;
+    let jwks = auth::jwks::JwksRegistry::default();
+    // Readiness waits for the keys: fetch them before the first connection.
+    jwks.adopt(&mut snapshot.jwt).await;
     let tls_config = tls::server_config(&snapshot.server.tls)?;
     let listener = TcpListener::bind(snapshot.server.listen)
         .await
@@ -64,6 +68,8 @@ pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), Sta
     let grace = snapshot.server.shutdown_grace;
     let state = Arc::new(GatewayState {
         snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
+        revocations: revocation::RevocationStore::default(),
+        jwks,
         forwarder,
         access_log,
         request_ids: pipeline::headers::RequestIds::new(),
@@ -88,7 +94,7 @@ pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), Sta
         tokio::select! {
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
-            _ = hangup.recv() => reload(&config_path, &state),
+            _ = hangup.recv() => reload(&config_path, &state).await,
         }
     }
     tracing::info!(open_connections = connections.count(), "shutting down");
@@ -108,9 +114,10 @@ pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), Sta
 
 /// Loads the policy again; a valid one is swapped in whole, an invalid one
 /// is refused and the running policy keeps serving.
-fn reload(path: &std::path::Path, state: &GatewayState) {
+async fn reload(path: &std::path::Path, state: &GatewayState) {
     match config::load(path) {
-        Ok(loaded) => {
+        Ok(mut loaded) => {
+            state.jwks.adopt(&mut loaded.snapshot.jwt).await;
             let old = state.snapshot.load();
             if loaded.snapshot.server.listen != old.server.listen {
                 tracing::warn!("server.listen changed; the new address needs a restart");

@@ -2,6 +2,8 @@
 //! requests read it through one `ArcSwap` load.
 
 use crate::auth::api_key::ApiKeyIndex;
+use crate::auth::introspection::Introspector;
+use crate::auth::jwt::JwtVerifier;
 use crate::pipeline::route::RouteTable;
 use arc_swap::ArcSwap;
 use http::HeaderName;
@@ -28,6 +30,8 @@ pub struct Snapshot {
     pub upstream: UpstreamSettings,
     pub identity: IdentityHeaders,
     pub api_keys: ApiKeyIndex,
+    pub jwt: JwtVerifier,
+    pub introspection: Introspector,
     pub routes: RouteTable,
     pub access_log: AccessLogSettings,
     /// Credential kinds the policy configures (a route's default `auth`).
@@ -88,6 +92,20 @@ pub struct IdentityHeaders {
     pub key_id: HeaderName,
     pub issuer: HeaderName,
     pub claims: Vec<(String, HeaderName)>,
+}
+
+impl Default for IdentityHeaders {
+    /// The SPEC §2 names.
+    fn default() -> Self {
+        IdentityHeaders {
+            subject: HeaderName::from_static("x-auth-subject"),
+            method: HeaderName::from_static("x-auth-method"),
+            scopes: HeaderName::from_static("x-auth-scopes"),
+            key_id: HeaderName::from_static("x-auth-key-id"),
+            issuer: HeaderName::from_static("x-auth-issuer"),
+            claims: Vec::new(),
+        }
+    }
 }
 
 impl IdentityHeaders {

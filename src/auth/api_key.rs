@@ -9,19 +9,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::{Identity, Method};
+use super::Identity;
 
 /// Prefix of keys minted by `authgate keygen`.
 pub const KEY_PREFIX: &str = "agk_";
 
 #[derive(Debug)]
 pub struct ApiKeyEntry {
-    pub id: Arc<str>,
-    pub subject: Arc<str>,
-    pub scopes: Vec<Arc<str>>,
+    /// Built once at load: a request with this key allocates nothing for it.
+    pub identity: Arc<Identity>,
     pub expires: Option<SystemTime>,
     pub disabled: bool,
-    pub rate_limit: Option<String>,
 }
 
 #[derive(Debug)]
@@ -69,7 +67,7 @@ impl ApiKeyIndex {
         &self,
         key: &Secret<&str>,
         now: SystemTime,
-    ) -> Result<Identity, GatewayError> {
+    ) -> Result<Arc<Identity>, GatewayError> {
         let digest = sha256(key.expose().trim().as_bytes());
         let Some(entry) = self.by_digest.get(&digest) else {
             return Err(GatewayError::invalid_credential(
@@ -92,13 +90,7 @@ impl ApiKeyIndex {
                 "The API key has expired.",
             ));
         }
-        Ok(Identity {
-            method: Method::ApiKey,
-            subject: entry.subject.clone(),
-            scopes: entry.scopes.clone(),
-            key_id: Some(entry.id.clone()),
-            issuer: None,
-        })
+        Ok(entry.identity.clone())
     }
 }
 
@@ -109,15 +101,23 @@ mod tests {
 
     fn index(expires: Option<SystemTime>, disabled: bool) -> ApiKeyIndex {
         let mut idx = ApiKeyIndex::default();
+        let identity = crate::auth::IdentityParts {
+            method: crate::auth::Method::ApiKey,
+            subject: "billing".into(),
+            scopes: vec!["orders:read".into()],
+            key_id: Some("svc".into()),
+            issuer: None,
+            rate_limit: None,
+            token: None,
+            claims: None,
+        }
+        .build(&crate::snapshot::IdentityHeaders::default());
         idx.by_digest.insert(
             sha256(b"agk_good"),
             Arc::new(ApiKeyEntry {
-                id: "svc".into(),
-                subject: "billing".into(),
-                scopes: vec!["orders:read".into()],
+                identity: Arc::new(identity),
                 expires,
                 disabled,
-                rate_limit: None,
             }),
         );
         idx

@@ -1,13 +1,22 @@
 //! Turning one credential into an `Identity` (SPEC §3 step 4).
 
 pub mod api_key;
+pub mod fetch;
+pub mod introspection;
+pub mod jwks;
+pub mod jwt;
+pub mod token_cache;
 
 use crate::error::{GatewayError, Scheme};
+use crate::revocation::TokenFacts;
 use crate::secret::Secret;
-use crate::snapshot::{KindSet, Snapshot};
-use http::header::AUTHORIZATION;
+use crate::snapshot::{IdentityHeaders, KindSet, Snapshot};
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use http::HeaderMap;
 use std::sync::Arc;
+
+/// Bearer tokens longer than this are refused before any parsing (SPEC §4).
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// How the caller authenticated (`X-Auth-Method`, access log `auth_method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +36,8 @@ impl Method {
     }
 }
 
-/// Who is calling, as established by one credential.
+/// Who is calling, as established by one credential. Built once per key or
+/// verified token and shared, with its upstream headers already encoded.
 #[derive(Debug, Clone)]
 pub struct Identity {
     pub method: Method,
@@ -35,6 +45,86 @@ pub struct Identity {
     pub scopes: Vec<Arc<str>>,
     pub key_id: Option<Arc<str>>,
     pub issuer: Option<Arc<str>>,
+    /// The name of this caller's own rate limit, if any.
+    pub rate_limit: Option<Arc<str>>,
+    pub token: Option<TokenFacts>,
+    /// The identity headers to send upstream (SPEC §2 `identity`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// The parts of an identity, before its headers are encoded.
+pub struct IdentityParts<'a> {
+    pub method: Method,
+    pub subject: Arc<str>,
+    pub scopes: Vec<Arc<str>>,
+    pub key_id: Option<Arc<str>>,
+    pub issuer: Option<Arc<str>>,
+    pub rate_limit: Option<Arc<str>>,
+    pub token: Option<TokenFacts>,
+    /// Claim values for `identity.claims` headers.
+    pub claims: Option<&'a serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A claim as a header value: strings as they are, numbers and booleans
+/// printed, arrays space-joined (SPEC §2 `identity.claims`).
+fn claim_text(value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Array(items) => Some(
+            items
+                .iter()
+                .filter_map(|v| match v {
+                    Value::Array(_) | Value::Object(_) | Value::Null => None,
+                    other => claim_text(other),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        Value::Null | Value::Object(_) => None,
+    }
+}
+
+impl IdentityParts<'_> {
+    /// Encodes the headers once. A value that cannot be a header value (a
+    /// control character in a claim) is left out rather than sent mangled.
+    pub fn build(self, names: &IdentityHeaders) -> Identity {
+        let mut headers = Vec::with_capacity(5);
+        let mut push = |name: &HeaderName, value: &str| {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.push((name.clone(), v));
+            }
+        };
+        push(&names.subject, &self.subject);
+        push(&names.method, self.method.as_str());
+        let scopes: Vec<&str> = self.scopes.iter().map(|s| &**s).collect();
+        push(&names.scopes, &scopes.join(" "));
+        if let Some(key_id) = &self.key_id {
+            push(&names.key_id, key_id);
+        }
+        if let Some(issuer) = &self.issuer {
+            push(&names.issuer, issuer);
+        }
+        if let Some(claims) = self.claims {
+            for (claim, header) in &names.claims {
+                if let Some(text) = claims.get(claim).and_then(claim_text) {
+                    push(header, &text);
+                }
+            }
+        }
+        Identity {
+            method: self.method,
+            subject: self.subject,
+            scopes: self.scopes,
+            key_id: self.key_id,
+            issuer: self.issuer,
+            rate_limit: self.rate_limit,
+            token: self.token,
+            headers,
+        }
+    }
 }
 
 /// The one credential a request carries, still unverified.
@@ -110,29 +200,69 @@ pub fn extract<'a>(
     Ok(found)
 }
 
+/// Which validator a credential goes to, decided from its shape alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    ApiKey,
+    Jwt,
+    Introspection,
+}
+
+/// Classifies a credential (SPEC §3 step 4): a bearer token that parses as
+/// a JWS goes to the JWT issuers, any other to introspection.
+pub fn classify(credential: &Credential<'_>, configured: KindSet) -> Result<Kind, GatewayError> {
+    let token = match credential {
+        Credential::ApiKey(_) => return Ok(Kind::ApiKey),
+        Credential::Bearer(t) => t.expose(),
+    };
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(GatewayError::invalid_credential(
+            Scheme::Bearer,
+            "token_too_large",
+            "The token is larger than 8 KiB.",
+        ));
+    }
+    // With no introspection endpoint, a malformed token is a malformed JWT.
+    if configured.jwt && (!configured.introspection || jwt::looks_like_jws(token)) {
+        Ok(Kind::Jwt)
+    } else if configured.introspection {
+        Ok(Kind::Introspection)
+    } else {
+        Err(GatewayError::invalid_credential(
+            Scheme::Bearer,
+            "no_token_issuer",
+            "Bearer tokens are not accepted by this gateway.",
+        ))
+    }
+}
+
 /// Whether the route takes this kind of credential; checked before the
 /// credential is validated (SPEC §3 step 4).
-pub fn kind_accepted(accepted: KindSet, credential: &Credential<'_>) -> bool {
-    match credential {
-        Credential::ApiKey(_) => accepted.api_key,
-        Credential::Bearer(_) => accepted.bearer(),
+pub fn kind_accepted(accepted: KindSet, kind: Kind) -> bool {
+    match kind {
+        Kind::ApiKey => accepted.api_key,
+        Kind::Jwt => accepted.jwt,
+        Kind::Introspection => accepted.introspection,
     }
 }
 
 /// Verifies a credential of an accepted kind.
-pub fn authenticate(
+pub async fn authenticate(
     snapshot: &Snapshot,
     credential: &Credential<'_>,
-    now: std::time::SystemTime,
-) -> Result<Identity, GatewayError> {
-    match credential {
-        Credential::ApiKey(key) => snapshot.api_keys.authenticate(key, now),
-        // Token validation arrives with JWT/introspection support; until then
-        // the policy loader refuses those sections, so no bearer is accepted.
-        Credential::Bearer(_) => Err(GatewayError::invalid_credential(
-            Scheme::Bearer,
-            "no_token_issuer",
-            "Bearer tokens are not accepted by this gateway.",
-        )),
+    kind: Kind,
+) -> Result<Arc<Identity>, GatewayError> {
+    let now = std::time::SystemTime::now();
+    match (credential, kind) {
+        (Credential::ApiKey(key), _) => snapshot.api_keys.authenticate(key, now),
+        (Credential::Bearer(token), Kind::Jwt) => {
+            snapshot.jwt.verify(token, &snapshot.identity).await
+        }
+        (Credential::Bearer(token), _) => {
+            snapshot
+                .introspection
+                .introspect(token, &snapshot.identity)
+                .await
+        }
     }
 }

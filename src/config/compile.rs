@@ -4,6 +4,7 @@
 use super::file::{self, FileConfig};
 use super::Diagnostics;
 use crate::auth::api_key::{parse_digest, ApiKeyEntry, ApiKeyIndex};
+use crate::auth::{IdentityParts, Method as AuthMethod};
 use crate::pipeline::route::{PathPattern, Route, RouteAuth, RouteTable};
 use crate::snapshot::*;
 use http::{HeaderName, Method};
@@ -16,13 +17,13 @@ use std::sync::Arc;
 /// Sections whose keys parse (the schema is complete) but which this version
 /// does not enforce yet: refusing them beats accepting a policy that would
 /// silently not do what it says.
-const NOT_YET_SUPPORTED: &str = "is not supported by this version of authgate yet; remove the section (accepting it without enforcing it would weaken the policy silently)";
+pub(super) const NOT_YET_SUPPORTED: &str = "is not supported by this version of authgate yet; remove the section (accepting it without enforcing it would weaken the policy silently)";
 
 pub(super) fn compile(
     file: FileConfig,
     diag: &mut Diagnostics,
     base_dir: &Path,
-    _env: &dyn Fn(&str) -> Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Option<Snapshot> {
     let resolve = |p: PathBuf| {
         if p.is_absolute() {
@@ -34,15 +35,6 @@ pub(super) fn compile(
     if file.admin.is_some() {
         diag.error("admin", format!("`admin` {NOT_YET_SUPPORTED}"));
     }
-    if !file.jwt.is_empty() {
-        diag.error("jwt", format!("`jwt` {NOT_YET_SUPPORTED}"));
-    }
-    if !file.introspection.is_empty() {
-        diag.error(
-            "introspection",
-            format!("`introspection` {NOT_YET_SUPPORTED}"),
-        );
-    }
     if file.rate_limits.is_some() {
         diag.error("rate_limits", format!("`rate_limits` {NOT_YET_SUPPORTED}"));
     }
@@ -52,12 +44,15 @@ pub(super) fn compile(
 
     let server = server(file.server, diag, &resolve);
     let upstream = upstream(file.upstream, diag, &resolve);
-    let identity = identity(file.identity, diag);
-    let api_keys = api_keys(file.api_keys, diag);
+    // On error the defaults stand in, so the rest of the file is still checked.
+    let identity = identity(file.identity, diag).unwrap_or_default();
+    let api_keys = api_keys(file.api_keys, &identity, diag);
+    let jwt = super::tokens::issuers(file.jwt, diag, &resolve, env);
+    let introspection = super::tokens::introspection(file.introspection, diag, &resolve, env);
     let kinds = KindSet {
         api_key: !api_keys.by_digest.is_empty(),
-        jwt: false,
-        introspection: false,
+        jwt: !jwt.issuers.is_empty(),
+        introspection: !introspection.endpoints.is_empty(),
     };
     let routes = routes(file.routes, kinds, diag);
     let access_log = access_log(file.access_log, diag, &resolve);
@@ -65,8 +60,10 @@ pub(super) fn compile(
         source: PathBuf::new(),
         server: server?,
         upstream: upstream?,
-        identity: identity?,
+        identity,
         api_keys,
+        jwt,
+        introspection,
         routes,
         access_log: access_log?,
         kinds,
@@ -284,7 +281,7 @@ fn identity(f: file::IdentityFile, diag: &mut Diagnostics) -> Option<IdentityHea
     })
 }
 
-fn api_keys(f: file::ApiKeysFile, diag: &mut Diagnostics) -> ApiKeyIndex {
+fn api_keys(f: file::ApiKeysFile, names: &IdentityHeaders, diag: &mut Diagnostics) -> ApiKeyIndex {
     let mut index = ApiKeyIndex::default();
     if let Some(h) = f.header.as_deref() {
         if let Some(h) = header_name(h, "api_keys.header", diag) {
@@ -344,13 +341,21 @@ fn api_keys(f: file::ApiKeysFile, diag: &mut Diagnostics) -> ApiKeyIndex {
                 );
             }
         }
-        let entry = ApiKeyEntry {
+        let identity = IdentityParts {
+            method: AuthMethod::ApiKey,
             subject: subject.into(),
-            id: k.id.as_str().into(),
             scopes: k.scopes.iter().map(|s| Arc::from(s.as_str())).collect(),
+            key_id: Some(k.id.as_str().into()),
+            issuer: None,
+            rate_limit: k.rate_limit.as_deref().map(Arc::from),
+            token: None,
+            claims: None,
+        }
+        .build(names);
+        let entry = ApiKeyEntry {
+            identity: Arc::new(identity),
             expires,
             disabled: k.disabled,
-            rate_limit: k.rate_limit,
         };
         if index.by_digest.insert(digest, Arc::new(entry)).is_some() {
             diag.error(
@@ -362,7 +367,7 @@ fn api_keys(f: file::ApiKeysFile, diag: &mut Diagnostics) -> ApiKeyIndex {
     index
 }
 
-fn check_scopes(scopes: &[String], path: &str, diag: &mut Diagnostics) {
+pub(super) fn check_scopes(scopes: &[String], path: &str, diag: &mut Diagnostics) {
     for (i, s) in scopes.iter().enumerate() {
         // RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`.
         if s.is_empty()

@@ -3,6 +3,7 @@
 mod compile;
 pub mod file;
 pub mod positions;
+mod tokens;
 pub mod units;
 
 use crate::snapshot::Snapshot;
@@ -133,6 +134,10 @@ impl Diagnostics {
         }
         let e = self.at(self.positions.value(path), message.into());
         self.errors.push(e);
+    }
+
+    pub(crate) fn error_count(&self) -> usize {
+        self.errors.len()
     }
 
     pub(crate) fn warning(&mut self, path: &str, message: impl Into<String>) {

@@ -67,29 +67,11 @@ pub fn strip_credentials(headers: &mut HeaderMap, key_header: &HeaderName) {
     headers.remove(key_header);
 }
 
-/// Sets the identity headers for an authenticated caller.
-pub fn add_identity(headers: &mut HeaderMap, names: &IdentityHeaders, id: &Identity) {
-    let mut set = |name: &HeaderName, value: &str| {
-        // Values come from the policy or a verified token; one that is not a
-        // valid header value is dropped rather than sent mangled.
-        if let Ok(v) = HeaderValue::from_str(value) {
-            headers.insert(name.clone(), v);
-        }
-    };
-    set(&names.subject, &id.subject);
-    set(&names.method, id.method.as_str());
-    let scopes = id
-        .scopes
-        .iter()
-        .map(|s| &**s)
-        .collect::<Vec<&str>>()
-        .join(" ");
-    set(&names.scopes, &scopes);
-    if let Some(key_id) = &id.key_id {
-        set(&names.key_id, key_id);
-    }
-    if let Some(issuer) = &id.issuer {
-        set(&names.issuer, issuer);
+/// Sets the identity headers for an authenticated caller (encoded once, when
+/// the identity was built).
+pub fn add_identity(headers: &mut HeaderMap, id: &Identity) {
+    for (name, value) in &id.headers {
+        headers.insert(name.clone(), value.clone());
     }
 }
 

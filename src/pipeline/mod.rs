@@ -19,11 +19,27 @@ use hyper::body::Incoming;
 use route::RouteAuth;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn kind_name(kind: auth::Kind) -> &'static str {
+    match kind {
+        auth::Kind::ApiKey => "api_key",
+        auth::Kind::Jwt => "jwt",
+        auth::Kind::Introspection => "introspection",
+    }
+}
 
 /// Everything a request needs that outlives one policy snapshot.
 pub struct GatewayState {
     pub snapshot: SharedSnapshot,
+    pub revocations: crate::revocation::RevocationStore,
+    pub jwks: crate::auth::jwks::JwksRegistry,
     pub forwarder: Forwarder,
     pub access_log: AccessLog,
     pub request_ids: RequestIds,
@@ -140,25 +156,39 @@ async fn run(
                     api_key_configured: snapshot.kinds.api_key,
                 },
             )?;
-            if matches!(credential, auth::Credential::Bearer(_)) && !snapshot.kinds.bearer() {
-                // SPEC §3 step 4: no issuer or introspection endpoint can vouch for it.
-                return Err(GatewayError::invalid_credential(
-                    crate::error::Scheme::Bearer,
-                    "no_token_issuer",
-                    "Bearer tokens are not accepted by this gateway.",
-                ));
+            let not_accepted = || GatewayError::InsufficientScope {
+                scheme: credential.scheme(),
+                reason: "credential_kind_not_accepted",
+                scopes: route.scopes_joined.clone(),
+            };
+            // A bearer token where the route takes none is refused unread.
+            let bearer = matches!(credential, auth::Credential::Bearer(_));
+            if bearer && snapshot.kinds.bearer() && !accepted.bearer() {
+                return Err(not_accepted());
             }
-            if !auth::kind_accepted(*accepted, &credential) {
-                return Err(GatewayError::InsufficientScope {
-                    scheme: credential.scheme(),
-                    reason: "credential_kind_not_accepted",
-                    scopes: route.scopes_joined.clone(),
-                });
+            let kind = auth::classify(&credential, snapshot.kinds)?;
+            record.auth_method = Some(kind_name(kind));
+            if !auth::kind_accepted(*accepted, kind) {
+                return Err(not_accepted());
             }
-            let identity = auth::authenticate(snapshot, &credential, SystemTime::now())?;
-            record.auth_method = Some(identity.method.as_str());
+            let identity = auth::authenticate(snapshot, &credential, kind).await?;
             record.subject = Some(identity.subject.clone());
             record.key_id.clone_from(&identity.key_id);
+            // 5. Revocation.
+            if let Some(facts) = &identity.token {
+                let iss = identity.issuer.as_deref().unwrap_or("");
+                if state
+                    .revocations
+                    .is_revoked(iss, &identity.subject, facts, unix_now())
+                {
+                    return Err(GatewayError::invalid_credential(
+                        crate::error::Scheme::Bearer,
+                        "token_revoked",
+                        "The token has been revoked.",
+                    ));
+                }
+            }
+            // 6. Authorize.
             if !route.scopes.iter().all(|s| identity.scopes.contains(s)) {
                 return Err(GatewayError::InsufficientScope {
                     scheme: credential.scheme(),
@@ -178,7 +208,7 @@ async fn run(
     if announced.is_some_and(|len| len > snapshot.server.max_body_bytes) {
         return Err(GatewayError::PayloadTooLarge);
     }
-    let req = prepare_upstream_request(snapshot, conn, req, &path, identity.as_ref())?;
+    let req = prepare_upstream_request(snapshot, conn, req, &path, identity.as_deref())?;
     forward(snapshot, state, record, req).await
 }
 
@@ -206,7 +236,7 @@ fn prepare_upstream_request(
     headers.remove(HOST);
     headers::add_forwarded(headers, conn.peer.ip(), requested_host, &snapshot.server);
     if let Some(identity) = identity {
-        headers::add_identity(headers, &snapshot.identity, identity);
+        headers::add_identity(headers, identity);
     }
     parts.uri = forward::upstream_uri(&snapshot.upstream.target, path, parts.uri.query())?;
     parts.version = Version::HTTP_11;

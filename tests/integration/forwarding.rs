@@ -18,7 +18,7 @@ fn header(r: &Received, name: &str) -> Option<String> {
         .map(|v| v.to_str().expect("ascii").to_string())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_headers_arrive_and_spoofed_ones_never_do() {
     let upstream = Upstream::start().await;
     let gw = Gateway::start(&policy(&upstream.url(), ""));
@@ -61,7 +61,7 @@ async fn identity_headers_arrive_and_spoofed_ones_never_do() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_header_cannot_remove_what_the_gateway_sets() {
     let upstream = Upstream::start().await;
     let gw = Gateway::start(&policy(&upstream.url(), ""));
@@ -91,7 +91,7 @@ async fn connection_header_cannot_remove_what_the_gateway_sets() {
     assert_eq!(reply.header("x-upstream").as_deref(), Some("yes"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_are_forwarded_only_with_pass_credentials() {
     let upstream = Upstream::start().await;
     let gw = Gateway::start(&policy(&upstream.url(), ""));
@@ -117,7 +117,7 @@ async fn credentials_are_forwarded_only_with_pass_credentials() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarding_headers_and_request_id() {
     let upstream = Upstream::start().await;
     let gw = Gateway::start(&policy(&upstream.url(), ""));
@@ -179,7 +179,7 @@ async fn forwarding_headers_and_request_id() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_through_alpn_works_end_to_end() {
     let upstream = Upstream::start().await;
     let gw = Gateway::start(&policy(&upstream.url(), ""));
@@ -198,7 +198,7 @@ async fn http2_through_alpn_works_end_to_end() {
     assert_eq!(header(&got, "x-forwarded-host"), Some(gw.addr.to_string()));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_stream_through_and_oversized_ones_get_413() {
     let upstream = Upstream::start().await;
     let gw = Gateway::start_with("  max_body_bytes: 64KiB", &policy(&upstream.url(), ""));
@@ -226,7 +226,7 @@ async fn bodies_stream_through_and_oversized_ones_get_413() {
     assert_eq!(upstream.requests().len(), before);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunked_body_over_the_limit_gets_413_and_never_fully_reaches_the_upstream() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let upstream = Upstream::start().await;
@@ -262,7 +262,7 @@ async fn chunked_body_over_the_limit_gets_413_and_never_fully_reaches_the_upstre
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_upstream_answers_with_the_forwarded_request() {
     let gw = Gateway::start(&policy("echo", ""));
     let reply = gw

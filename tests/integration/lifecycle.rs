@@ -24,7 +24,7 @@ async fn read_until_closed(
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     let upstream = Upstream::start().await;
     let routes = "routes:\n  - name: slow\n    path: /slow\n    auth: none\n";
@@ -43,7 +43,7 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     assert_eq!(status.code(), Some(0), "{}", gw.stderr_text());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_a_valid_policy_and_keeps_the_old_one_when_broken() {
     let only_admin = format!(
         "api_keys:\n  keys:\n    - id: admin\n      sha256: {}\n      scopes: [orders:read]\n",
@@ -106,7 +106,7 @@ async fn sighup_reloads_a_valid_policy_and_keeps_the_old_one_when_broken() {
     assert_eq!(reply.status, 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_keep_alive_connections_are_closed() {
     let routes = "routes:\n  - name: health\n    path: /healthz\n    auth: none\n";
     let gw = Gateway::start_with(
@@ -123,7 +123,7 @@ async fn idle_keep_alive_connections_are_closed() {
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_headers_are_cut_off() {
     let routes = "routes:\n  - name: health\n    path: /healthz\n    auth: none\n";
     let gw = Gateway::start_with(

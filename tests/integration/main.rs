@@ -3,7 +3,9 @@
 mod cli;
 mod forwarding;
 mod harness;
+mod idp;
 mod lifecycle;
 mod readme;
 mod requests;
 mod security;
+mod tokens;

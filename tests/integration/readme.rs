@@ -8,7 +8,7 @@ fn manifest_file(name: &str) -> String {
         .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readme_curl_example_works_against_the_shipped_policy() {
     let readme = manifest_file("README.md");
     let example = readme

@@ -35,7 +35,7 @@ async fn assert_error(
     assert_eq!(log["reason"], reason, "{log}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allowed_request_reaches_the_upstream_and_is_logged() {
     let upstream = Upstream::start().await;
     let gw = Gateway::start(&policy(&upstream.url()));
@@ -67,7 +67,7 @@ async fn allowed_request_reaches_the_upstream_and_is_logged() {
     assert!(log["ts"].as_str().is_some_and(|t| t.ends_with('Z')));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_credential_gets_401_with_both_challenges() {
     let gw = Gateway::start(&policy("echo"));
     let reply = gw.client().get(&gw.url("/orders/7"), &[]).await;
@@ -86,7 +86,7 @@ async fn no_credential_gets_401_with_both_challenges() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_expired_and_disabled_keys_get_401_invalid_token() {
     let gw = Gateway::start(&policy("echo"));
     let client = gw.client();
@@ -132,7 +132,7 @@ async fn unknown_expired_and_disabled_keys_get_401_invalid_token() {
     assert_eq!(reply.status, 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bearer_token_without_any_issuer_is_an_invalid_token() {
     let gw = Gateway::start(&policy("echo"));
     let reply = gw
@@ -156,7 +156,7 @@ async fn bearer_token_without_any_issuer_is_an_invalid_token() {
         .is_some_and(|c| c.starts_with("Bearer realm=\"authgate\", error=\"invalid_token\"")));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_scope_gets_403_naming_all_route_scopes() {
     let gw = Gateway::start(&policy("echo"));
     let client = gw.client();
@@ -200,7 +200,7 @@ async fn missing_scope_gets_403_naming_all_route_scopes() {
     assert_eq!(reply.status, 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unmatched_paths_and_methods_get_404() {
     let gw = Gateway::start(&policy("echo"));
     let client = gw.client();
@@ -216,7 +216,7 @@ async fn unmatched_paths_and_methods_get_404() {
     assert_eq!(reply.status, 200, "health route has no method list");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_credentials_get_400() {
     let gw = Gateway::start(&policy("echo"));
     let client = gw.client();
@@ -255,7 +255,7 @@ async fn two_credentials_get_400() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headers_over_max_header_bytes_get_431() {
     let gw = Gateway::start_with("  max_header_bytes: 2KiB", &policy("echo"));
     let big = "x".repeat(3000);
@@ -274,7 +274,7 @@ async fn headers_over_max_header_bytes_get_431() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_refusing_connections_gives_502_and_a_slow_one_504() {
     // A port that was just free: connecting to it is refused.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

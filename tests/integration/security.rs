@@ -25,7 +25,7 @@ async fn raw_get(gw: &Gateway, target: &str, extra: &str) -> String {
     .await
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dot_segments_are_judged_and_forwarded_as_the_normalized_path() {
     let upstream = Upstream::start().await;
     let gw = Gateway::start(&policy(&upstream.url()));
@@ -46,7 +46,7 @@ async fn dot_segments_are_judged_and_forwarded_as_the_normalized_path() {
     assert_eq!(upstream.last().uri, "/orders/7/");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encoded_separators_backslashes_nul_and_parameters_get_400() {
     let upstream = Upstream::start().await;
     let gw = Gateway::start(&policy(&upstream.url()));
@@ -88,7 +88,7 @@ async fn encoded_separators_backslashes_nul_and_parameters_get_400() {
     assert_eq!(reply.status, 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trailing_slash_cannot_slip_past_an_exact_route() {
     let upstream = Upstream::start().await;
     let routes = "routes:
@@ -112,7 +112,7 @@ async fn trailing_slash_cannot_slip_past_an_exact_route() {
     assert_eq!(gw.log_for(&reply.request_id()).await["route"], "keys-admin");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_the_gateway_prints_contains_a_key() {
     let upstream = Upstream::start().await;
     let gw = Gateway::start(&policy(&upstream.url()));

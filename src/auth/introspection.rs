@@ -1,0 +1,190 @@
+//! Opaque OAuth2 access tokens, checked with the authorization server's
+//! RFC 7662 introspection endpoint. Answers are cached under a hash of the
+//! token (never the token) for `cache_ttl`, never past the token's `exp`.
+
+use super::fetch::{self, FetchClient};
+use super::{Identity, IdentityParts, Method};
+use crate::error::{GatewayError, Scheme};
+use crate::revocation::TokenFacts;
+use crate::secret::Secret;
+use crate::snapshot::IdentityHeaders;
+use base64::Engine;
+use bytes::Bytes;
+use dashmap::DashMap;
+use http_body_util::Full;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Cached answers kept at most.
+pub const CACHE_CAPACITY: usize = 100_000;
+
+/// One introspection endpoint, compiled.
+pub struct Endpoint {
+    pub uri: http::Uri,
+    pub client_id: String,
+    pub client_secret: Secret<String>,
+    pub cache_ttl: Duration,
+    pub client: FetchClient,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("uri", &self.uri)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .finish()
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Introspector {
+    pub endpoints: Vec<Endpoint>,
+    cache: DashMap<[u8; 32], (Arc<Identity>, Instant)>,
+}
+
+fn invalid(reason: &'static str, description: &'static str) -> GatewayError {
+    GatewayError::invalid_credential(Scheme::Bearer, reason, description)
+}
+
+fn form_encode(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+enum Answer {
+    Active(Value),
+    Inactive,
+}
+
+impl Introspector {
+    pub fn new(endpoints: Vec<Endpoint>) -> Introspector {
+        Introspector {
+            endpoints,
+            cache: DashMap::new(),
+        }
+    }
+
+    async fn ask(&self, endpoint: &Endpoint, token: &str) -> Result<Answer, fetch::FetchError> {
+        // RFC 6749 §2.3.1: client id and secret are form-encoded, then Basic.
+        let credentials = format!(
+            "{}:{}",
+            form_encode(&endpoint.client_id),
+            form_encode(endpoint.client_secret.expose())
+        );
+        let basic = base64::engine::general_purpose::STANDARD.encode(credentials);
+        let body = format!("token={}&token_type_hint=access_token", form_encode(token));
+        let req = http::Request::post(endpoint.uri.clone())
+            .header(http::header::AUTHORIZATION, format!("Basic {basic}"))
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(http::header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| fetch::FetchError::Transport(e.to_string()))?;
+        let bytes = fetch::send(&endpoint.client, req).await?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|_| fetch::FetchError::Body)?;
+        // RFC 7662 §2.2: anything but `"active": true` is inactive.
+        Ok(if value.get("active") == Some(&Value::Bool(true)) {
+            Answer::Active(value)
+        } else {
+            Answer::Inactive
+        })
+    }
+
+    pub async fn introspect(
+        &self,
+        token: &Secret<&str>,
+        names: &IdentityHeaders,
+    ) -> Result<Arc<Identity>, GatewayError> {
+        let token = *token.expose();
+        let digest = super::api_key::sha256(token.as_bytes());
+        let now = Instant::now();
+        if let Some(hit) = self.cache.get(&digest) {
+            if hit.1 > now {
+                return Ok(hit.0.clone());
+            }
+        }
+        let mut unavailable = false;
+        for endpoint in &self.endpoints {
+            match self.ask(endpoint, token).await {
+                Ok(Answer::Active(value)) => {
+                    let (identity, ttl) = identity_from(&value, endpoint.cache_ttl, names)?;
+                    if !ttl.is_zero() {
+                        if self.cache.len() >= CACHE_CAPACITY {
+                            self.cache.retain(|_, (_, until)| *until > now);
+                        }
+                        if self.cache.len() < CACHE_CAPACITY {
+                            self.cache.insert(digest, (identity.clone(), now + ttl));
+                        }
+                    }
+                    return Ok(identity);
+                }
+                Ok(Answer::Inactive) => {}
+                Err(e) => {
+                    unavailable = true;
+                    tracing::error!(endpoint = %endpoint.uri, error = %e, "introspection endpoint unavailable; opaque tokens are refused");
+                }
+            }
+        }
+        Err(if unavailable {
+            invalid(
+                "introspection_unavailable",
+                "The token could not be checked right now.",
+            )
+        } else {
+            invalid("inactive_token", "The token is not active.")
+        })
+    }
+}
+
+/// The identity an active answer describes, and how long it may be cached.
+fn identity_from(
+    value: &Value,
+    cache_ttl: Duration,
+    names: &IdentityHeaders,
+) -> Result<(Arc<Identity>, Duration), GatewayError> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let exp = value.get("exp").and_then(Value::as_u64);
+    if exp.is_some_and(|e| e <= now) {
+        return Err(invalid("token_expired", "The token has expired."));
+    }
+    let subject = value
+        .get("sub")
+        .or_else(|| value.get("username"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            invalid(
+                "missing_claim",
+                "The introspection answer names no subject.",
+            )
+        })?;
+    let scopes = value
+        .get("scope")
+        .and_then(Value::as_str)
+        .map(|s| s.split_whitespace().map(Arc::from).collect())
+        .unwrap_or_default();
+    let ttl = match exp {
+        Some(e) => cache_ttl.min(Duration::from_secs(e - now)),
+        None => cache_ttl,
+    };
+    let identity = IdentityParts {
+        method: Method::Introspection,
+        subject: subject.into(),
+        scopes,
+        key_id: None,
+        issuer: value.get("iss").and_then(Value::as_str).map(Arc::from),
+        rate_limit: None,
+        token: Some(TokenFacts {
+            jti: value.get("jti").and_then(Value::as_str).map(str::to_string),
+            iat: value.get("iat").and_then(Value::as_u64),
+            exp,
+        }),
+        claims: value.as_object(),
+    }
+    .build(names);
+    Ok((Arc::new(identity), ttl))
+}

@@ -1,0 +1,335 @@
+//! Verification keys: a static set (HS secret, JWKS file) or a remote JWKS
+//! that is fetched at start, refreshed, re-fetched on an unknown `kid` at
+//! most once per 30 s, and kept at its last good value when a fetch fails.
+
+use super::fetch::{self, FetchClient};
+use arc_swap::ArcSwap;
+use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The shortest time between two fetches triggered by unknown `kid`s (SPEC §6).
+pub const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// Retry delay after a failed background refresh (capped by `jwks_refresh`).
+pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
+
+/// One verification key.
+pub struct VerifyKey {
+    pub kid: Option<String>,
+    /// The JWK's own `alg`, when it names one.
+    pub alg: Option<Algorithm>,
+    pub key: DecodingKey,
+}
+
+impl std::fmt::Debug for VerifyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("family", &self.key.family())
+            .finish()
+    }
+}
+
+/// A set of keys, with a generation that changes whenever the set does
+/// (the verified-token cache drops entries of older generations).
+#[derive(Debug, Default)]
+pub struct KeySet {
+    pub keys: Vec<VerifyKey>,
+    pub generation: u64,
+    /// SHA-256 of the document the set came from, to tell whether a fetch changed it.
+    pub digest: [u8; 32],
+}
+
+impl KeySet {
+    /// A shared HMAC secret (`hs_secret_env`).
+    pub fn hmac(secret: &[u8]) -> KeySet {
+        KeySet {
+            keys: vec![VerifyKey {
+                kid: None,
+                alg: None,
+                key: DecodingKey::from_secret(secret),
+            }],
+            generation: 1,
+            digest: [0; 32],
+        }
+    }
+
+    /// Parses a JWKS document. Keys for encryption (`use: enc`), symmetric
+    /// keys (a JWKS is public) and unsupported types are skipped.
+    pub fn from_jwks(document: &[u8], generation: u64) -> Result<KeySet, String> {
+        #[derive(serde::Deserialize)]
+        struct Doc {
+            keys: Vec<serde_json::Value>,
+        }
+        let doc: Doc = serde_json::from_slice(document)
+            .map_err(|e| format!("not a JWKS document (expected {{\"keys\": [...]}}): {e}"))?;
+        let mut keys = Vec::new();
+        for value in doc.keys {
+            let Ok(jwk) = serde_json::from_value::<Jwk>(value) else {
+                continue;
+            };
+            if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+                continue;
+            }
+            let Ok(key) = DecodingKey::from_jwk(&jwk) else {
+                continue;
+            };
+            if key.family() == AlgorithmFamily::Hmac {
+                continue;
+            }
+            let alg = jwk
+                .common
+                .key_algorithm
+                .and_then(|a| a.to_string().parse::<Algorithm>().ok());
+            keys.push(VerifyKey {
+                kid: jwk.common.key_id.clone(),
+                alg,
+                key,
+            });
+        }
+        if keys.is_empty() {
+            return Err("the JWKS has no usable signature key".into());
+        }
+        Ok(KeySet {
+            keys,
+            generation,
+            digest: crate::auth::api_key::sha256(document),
+        })
+    }
+
+    /// The key for a token: by `kid` when the token names one, else the
+    /// first key whose type fits the algorithm (SPEC §6).
+    pub fn find(&self, kid: Option<&str>, alg: Algorithm) -> Option<&VerifyKey> {
+        let fits =
+            |k: &&VerifyKey| k.key.family() == alg.family() && k.alg.is_none_or(|a| a == alg);
+        match kid {
+            Some(kid) => self
+                .keys
+                .iter()
+                .filter(|k| k.kid.as_deref() == Some(kid))
+                .find(fits),
+            None => self.keys.iter().find(fits),
+        }
+    }
+}
+
+/// Where time comes from, so the refetch limit can be tested without sleeping.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Instant;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// Where a remote key set comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteSource {
+    Jwks(http::Uri),
+    /// OIDC discovery: the document's `jwks_uri` names the JWKS.
+    Discovery(http::Uri),
+}
+
+/// A JWKS fetched over HTTP(S).
+pub struct RemoteKeys {
+    pub issuer: String,
+    pub source: RemoteSource,
+    /// `source` plus CA: two issuers' entries are shared across a reload only if equal.
+    pub identity: String,
+    client: FetchClient,
+    keys: ArcSwap<KeySet>,
+    last_fetch: Mutex<Option<Instant>>,
+    fetch_lock: tokio::sync::Mutex<()>,
+    clock: Arc<dyn Clock>,
+    /// Fetch attempts, successful or not (exported as a metric).
+    pub fetches: AtomicU64,
+    pub failures: AtomicU64,
+}
+
+impl std::fmt::Debug for RemoteKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteKeys")
+            .field("issuer", &self.issuer)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl RemoteKeys {
+    pub fn new(
+        issuer: String,
+        source: RemoteSource,
+        identity: String,
+        client: FetchClient,
+        clock: Arc<dyn Clock>,
+    ) -> RemoteKeys {
+        RemoteKeys {
+            issuer,
+            source,
+            identity,
+            client,
+            keys: ArcSwap::from_pointee(KeySet::default()),
+            last_fetch: Mutex::new(None),
+            fetch_lock: tokio::sync::Mutex::new(()),
+            clock,
+            fetches: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    pub fn current(&self) -> Arc<KeySet> {
+        self.keys.load_full()
+    }
+
+    pub fn has_keys(&self) -> bool {
+        !self.keys.load().keys.is_empty()
+    }
+
+    async fn download(&self) -> Result<KeySet, String> {
+        let jwks_uri = match &self.source {
+            RemoteSource::Jwks(uri) => uri.clone(),
+            RemoteSource::Discovery(uri) => {
+                let doc = fetch::get(&self.client, uri)
+                    .await
+                    .map_err(|e| format!("discovery document: {e}"))?;
+                let value: serde_json::Value = serde_json::from_slice(&doc)
+                    .map_err(|_| "discovery document is not JSON".to_string())?;
+                value["jwks_uri"]
+                    .as_str()
+                    .and_then(|u| u.parse().ok())
+                    .ok_or_else(|| "discovery document has no valid jwks_uri".to_string())?
+            }
+        };
+        let doc = fetch::get(&self.client, &jwks_uri)
+            .await
+            .map_err(|e| format!("JWKS: {e}"))?;
+        let generation = self.keys.load().generation;
+        KeySet::from_jwks(&doc, generation)
+    }
+
+    /// Fetches now. On failure the last good set stays.
+    pub async fn refresh(&self) -> Result<(), String> {
+        let _one_at_a_time = self.fetch_lock.lock().await;
+        self.fetch_locked().await
+    }
+
+    async fn fetch_locked(&self) -> Result<(), String> {
+        if let Ok(mut last) = self.last_fetch.lock() {
+            *last = Some(self.clock.now());
+        }
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        match self.download().await {
+            Ok(mut set) => {
+                let old = self.keys.load();
+                if set.digest != old.digest {
+                    set.generation = old.generation + 1;
+                    tracing::info!(issuer = %self.issuer, keys = set.keys.len(), "JWKS updated");
+                } else {
+                    set.generation = old.generation;
+                }
+                self.keys.store(Arc::new(set));
+                Ok(())
+            }
+            Err(e) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(issuer = %self.issuer, error = %e, "JWKS fetch failed; keeping the last good keys");
+                Err(e)
+            }
+        }
+    }
+
+    /// Called when a token names a `kid` the set lacks: fetches again unless
+    /// the issuer's last fetch of any kind was under 30 s ago. Concurrent
+    /// callers share one fetch. Returns whether the set may have changed.
+    pub async fn refetch_for_unknown_kid(&self) -> bool {
+        let generation_before = self.keys.load().generation;
+        let _one_at_a_time = self.fetch_lock.lock().await;
+        if self.keys.load().generation != generation_before {
+            return true; // someone else's fetch brought new keys while we waited
+        }
+        let recent = self
+            .last_fetch
+            .lock()
+            .ok()
+            .and_then(|l| *l)
+            .is_some_and(|at| {
+                self.clock.now().saturating_duration_since(at) < MIN_REFETCH_INTERVAL
+            });
+        if recent {
+            return false;
+        }
+        self.fetch_locked().await.is_ok()
+    }
+}
+
+/// Keeps a remote key set fresh until the last policy using it is gone.
+pub fn spawn_refresher(keys: &Arc<RemoteKeys>, every: Duration) {
+    let weak = Arc::downgrade(keys);
+    tokio::spawn(async move {
+        let mut delay = every;
+        loop {
+            tokio::time::sleep(delay).await;
+            let Some(keys) = weak.upgrade() else { return };
+            delay = match keys.refresh().await {
+                Ok(()) => every,
+                Err(_) => every.min(RETRY_AFTER_FAILURE),
+            };
+        }
+    });
+}
+
+/// The remote key sets of the running policy. A reload keeps the sets whose
+/// issuer, source and CA did not change (their keys and fetch history carry
+/// over); new ones are fetched before the policy goes live.
+#[derive(Default)]
+pub struct JwksRegistry {
+    live: Mutex<std::collections::HashMap<String, Arc<RemoteKeys>>>,
+}
+
+impl JwksRegistry {
+    pub async fn adopt(&self, jwt: &mut crate::auth::jwt::JwtVerifier) {
+        use crate::auth::jwt::IssuerKeys;
+        let mut next = std::collections::HashMap::new();
+        let mut fresh = Vec::new();
+        {
+            let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            for issuer in jwt.issuers.values_mut() {
+                if let IssuerKeys::Remote(remote) = &mut issuer.keys {
+                    match live.get(&remote.identity) {
+                        Some(existing) => *remote = existing.clone(),
+                        None => fresh.push((remote.clone(), issuer.refresh)),
+                    }
+                    next.insert(remote.identity.clone(), remote.clone());
+                }
+            }
+        }
+        let mut first_fetches = tokio::task::JoinSet::new();
+        for (remote, _) in &fresh {
+            let remote = remote.clone();
+            first_fetches.spawn(async move { remote.refresh().await });
+        }
+        while first_fetches.join_next().await.is_some() {}
+        for (remote, every) in &fresh {
+            spawn_refresher(remote, *every);
+        }
+        *self.live.lock().unwrap_or_else(|e| e.into_inner()) = next;
+    }
+
+    /// Issuers whose key set is still empty (for readiness).
+    pub fn without_keys(&self) -> Vec<String> {
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|r| !r.has_keys())
+            .map(|r| r.issuer.clone())
+            .collect()
+    }
+}

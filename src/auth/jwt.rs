@@ -1,0 +1,291 @@
+//! JWT validation for the trusted issuers (SPEC §2 `jwt`, §6 "keys in tokens
+//! are never trusted"). The token's header and claims are pre-read only to
+//! choose the issuer and to refuse early; acceptance always comes from
+//! jsonwebtoken's signature and claim checks with the issuer's own keys.
+
+use super::jwks::{KeySet, RemoteKeys};
+use super::token_cache::TokenCache;
+use super::{Identity, IdentityParts, Method};
+use crate::error::{GatewayError, Scheme};
+use crate::revocation::TokenFacts;
+use crate::secret::Secret;
+use crate::snapshot::IdentityHeaders;
+use base64::Engine;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Where an issuer's verification keys come from.
+#[derive(Debug, Clone)]
+pub enum IssuerKeys {
+    /// An HS secret or a JWKS file, loaded with the policy.
+    Static(Arc<KeySet>),
+    /// A JWKS fetched over HTTP(S), shared across reloads.
+    Remote(Arc<RemoteKeys>),
+}
+
+impl IssuerKeys {
+    pub fn current(&self) -> Arc<KeySet> {
+        match self {
+            IssuerKeys::Static(k) => k.clone(),
+            IssuerKeys::Remote(r) => r.current(),
+        }
+    }
+}
+
+/// One trusted issuer, compiled.
+#[derive(Debug)]
+pub struct Issuer {
+    pub issuer: Arc<str>,
+    pub keys: IssuerKeys,
+    /// One prepared `Validation` per allowed algorithm.
+    pub validations: Vec<(Algorithm, Validation)>,
+    pub leeway: Duration,
+    pub scope_claim: String,
+    pub subject_claim: String,
+    pub rate_limit: Option<Arc<str>>,
+    /// How often a remote key set is fetched again.
+    pub refresh: Duration,
+}
+
+/// All issuers, by their exact `iss`, and the verified-token cache.
+#[derive(Debug, Default)]
+pub struct JwtVerifier {
+    pub issuers: HashMap<String, Issuer>,
+    pub cache: TokenCache,
+}
+
+fn invalid(reason: &'static str, description: &'static str) -> GatewayError {
+    GatewayError::invalid_credential(Scheme::Bearer, reason, description)
+}
+
+fn malformed() -> GatewayError {
+    invalid("malformed_token", "The token is not a well-formed JWT.")
+}
+
+fn b64_json(segment: &str) -> Option<Map<String, Value>> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(segment)
+        .ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        Value::Object(map) => Some(map),
+        _ => None,
+    }
+}
+
+/// A JWS in compact form: three segments whose first decodes to a JSON
+/// object with an `alg`. Anything else is an opaque token.
+pub fn looks_like_jws(token: &str) -> bool {
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    b64_json(header).is_some_and(|h| h.contains_key("alg"))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A NumericDate claim: absent, or a non-negative number (RFC 7519 §2).
+/// Any other type makes the token invalid, never unchecked.
+fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, GatewayError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| *f >= 0.0 && f.is_finite())
+                    .map(|f| f as u64)
+            })
+            .map(Some)
+            .ok_or_else(|| invalid("malformed_claim", "A time claim is not a valid number.")),
+        Some(_) => Err(invalid("malformed_claim", "A time claim is not a number.")),
+    }
+}
+
+/// Refuses claims of the wrong JSON type before anything else reads them.
+fn check_claim_types(claims: &Map<String, Value>) -> Result<(), GatewayError> {
+    for name in ["exp", "nbf", "iat"] {
+        numeric_date(claims, name)?;
+    }
+    let aud_ok = match claims.get("aud") {
+        None | Some(Value::String(_)) => true,
+        Some(Value::Array(items)) => items.iter().all(Value::is_string),
+        Some(_) => false,
+    };
+    if !aud_ok {
+        return Err(invalid(
+            "malformed_claim",
+            "The aud claim is not a string or list of strings.",
+        ));
+    }
+    if claims.get("jti").is_some_and(|v| !v.is_string()) {
+        return Err(invalid("malformed_claim", "The jti claim is not a string."));
+    }
+    Ok(())
+}
+
+fn map_error(kind: &ErrorKind) -> GatewayError {
+    match kind {
+        ErrorKind::InvalidSignature => invalid("bad_signature", "The token signature is invalid."),
+        ErrorKind::ExpiredSignature => invalid("token_expired", "The token has expired."),
+        ErrorKind::ImmatureSignature => {
+            invalid("token_not_yet_valid", "The token is not valid yet.")
+        }
+        ErrorKind::InvalidAudience => {
+            invalid("wrong_audience", "The token is not meant for this API.")
+        }
+        ErrorKind::InvalidIssuer => invalid("wrong_issuer", "The token's issuer is not trusted."),
+        ErrorKind::MissingRequiredClaim(_) => {
+            invalid("missing_claim", "The token lacks a required claim.")
+        }
+        ErrorKind::InvalidClaimFormat(_) => {
+            invalid("malformed_claim", "A token claim has the wrong type.")
+        }
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::MissingAlgorithm
+        | ErrorKind::InvalidAlgorithmName => {
+            invalid("alg_not_allowed", "The token's algorithm is not allowed.")
+        }
+        _ => malformed(),
+    }
+}
+
+/// Scopes from `scope` (space-separated) or an array claim such as `scp` or `permissions`.
+fn scopes_of(claims: &Map<String, Value>, claim: &str) -> Result<Vec<Arc<str>>, GatewayError> {
+    match claims.get(claim) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(s.split_whitespace().map(Arc::from).collect()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(Arc::from))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                invalid(
+                    "malformed_claim",
+                    "The scope claim is not a list of strings.",
+                )
+            }),
+        Some(_) => Err(invalid(
+            "malformed_claim",
+            "The scope claim has the wrong type.",
+        )),
+    }
+}
+
+impl JwtVerifier {
+    /// Verifies a JWS bearer token and returns who it speaks for.
+    pub async fn verify(
+        &self,
+        token: &Secret<&str>,
+        names: &IdentityHeaders,
+    ) -> Result<Arc<Identity>, GatewayError> {
+        let token = *token.expose();
+        let now = unix_now();
+        // The cache is asked first: a token verified before costs one hash.
+        let digest = super::api_key::sha256(token.as_bytes());
+        let generation_of = |iss: &str| self.issuers.get(iss).map(|i| i.keys.current().generation);
+        if let Some(hit) = self.cache.get(&digest, now, generation_of) {
+            return Ok(hit);
+        }
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(claims_b64)) = (parts.next(), parts.next()) else {
+            return Err(malformed());
+        };
+        let header = b64_json(header_b64).ok_or_else(malformed)?;
+        // RFC 7515 §4.1.11: a `crit` we do not understand must be refused; we understand none.
+        if header.contains_key("crit") {
+            return Err(invalid(
+                "crit_not_supported",
+                "The token names critical header parameters.",
+            ));
+        }
+        let alg_name = header
+            .get("alg")
+            .and_then(Value::as_str)
+            .ok_or_else(malformed)?;
+        if alg_name.eq_ignore_ascii_case("none") {
+            return Err(invalid("alg_none", "Unsigned tokens are never accepted."));
+        }
+        let alg: Algorithm = alg_name
+            .parse()
+            .map_err(|_| invalid("alg_not_allowed", "The token's algorithm is not allowed."))?;
+        let claims = b64_json(claims_b64).ok_or_else(malformed)?;
+        let issuer = claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .and_then(|iss| self.issuers.get(iss))
+            .ok_or_else(|| invalid("unknown_issuer", "The token's issuer is not trusted."))?;
+        let Some((_, validation)) = issuer.validations.iter().find(|(a, _)| *a == alg) else {
+            return Err(invalid(
+                "alg_not_allowed",
+                "The token's algorithm is not allowed.",
+            ));
+        };
+        check_claim_types(&claims)?;
+
+        let mut keys = issuer.keys.current();
+        let kid = header.get("kid").and_then(Value::as_str);
+        if keys.find(kid, alg).is_none() {
+            if let IssuerKeys::Remote(remote) = &issuer.keys {
+                if kid.is_some() && remote.refetch_for_unknown_kid().await {
+                    keys = remote.current();
+                }
+            }
+        }
+        let key = keys.find(kid, alg).ok_or_else(|| match kid {
+            Some(_) => invalid("unknown_kid", "The token's key id is not known."),
+            None => invalid("no_matching_key", "No key of the issuer fits the token."),
+        })?;
+        jsonwebtoken::decode::<Value>(token, &key.key, validation)
+            .map_err(|e| map_error(e.kind()))?;
+
+        // jsonwebtoken checks exp and nbf; an iat in the future is ours to refuse.
+        let iat = numeric_date(&claims, "iat")?;
+        if iat.is_some_and(|iat| iat > now + issuer.leeway.as_secs()) {
+            return Err(invalid(
+                "token_issued_in_future",
+                "The token claims to be issued in the future.",
+            ));
+        }
+        let subject = claims
+            .get(&issuer.subject_claim)
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("missing_claim", "The token has no subject."))?;
+        let exp = numeric_date(&claims, "exp")?;
+        let identity = Arc::new(
+            IdentityParts {
+                method: Method::Jwt,
+                subject: subject.into(),
+                scopes: scopes_of(&claims, &issuer.scope_claim)?,
+                key_id: None,
+                issuer: Some(issuer.issuer.clone()),
+                rate_limit: issuer.rate_limit.clone(),
+                token: Some(TokenFacts {
+                    jti: claims
+                        .get("jti")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    iat,
+                    exp,
+                }),
+                claims: Some(&claims),
+            }
+            .build(names),
+        );
+        // Without exp the entry lives for the cache's own maximum age.
+        let valid_until = exp.map(|e| e.saturating_add(issuer.leeway.as_secs()));
+        self.cache
+            .insert(digest, identity.clone(), keys.generation, valid_until, now);
+        Ok(identity)
+    }
+}

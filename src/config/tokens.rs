@@ -1,0 +1,277 @@
+//! Compiling the token sections: `jwt` issuers and `introspection` endpoints.
+
+use super::compile::NOT_YET_SUPPORTED;
+use super::file::{IntrospectionFile, IssuerFile};
+use super::Diagnostics;
+use crate::auth::introspection::{Endpoint, Introspector};
+use crate::auth::jwks::{KeySet, RemoteKeys, RemoteSource, SystemClock};
+use crate::auth::jwt::{Issuer, IssuerKeys, JwtVerifier};
+use crate::auth::{fetch, token_cache::TokenCache};
+use crate::secret::Secret;
+use jsonwebtoken::{Algorithm, AlgorithmFamily, Validation};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+pub const DEFAULT_JWKS_REFRESH: Duration = Duration::from_secs(600);
+pub const DEFAULT_INTROSPECTION_CACHE_TTL: Duration = Duration::from_secs(60);
+/// RFC 7518 §3.2: an HMAC key at least as long as the hash output of HS256.
+pub const MIN_HS_SECRET_BYTES: usize = 32;
+
+const CLAIMS_WE_CAN_REQUIRE: [&str; 7] = ["exp", "nbf", "iat", "sub", "iss", "aud", "jti"];
+
+fn parse_url(text: &str, path: &str, diag: &mut Diagnostics) -> Option<http::Uri> {
+    match text.parse::<http::Uri>() {
+        Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some() => {
+            Some(u)
+        }
+        _ => {
+            diag.error(path, format!("`{text}` is not an http:// or https:// URL"));
+            None
+        }
+    }
+}
+
+/// Reads a secret from the environment variable the policy names.
+fn secret_from_env(
+    var: &str,
+    path: &str,
+    min_len: usize,
+    env: &dyn Fn(&str) -> Option<String>,
+    diag: &mut Diagnostics,
+) -> Option<Secret<String>> {
+    match env(var) {
+        None => {
+            diag.error(
+                path,
+                format!(
+                    "environment variable {var} is not set; export it before starting authgate"
+                ),
+            );
+            None
+        }
+        Some(v) if v.len() < min_len => {
+            diag.error(
+                path,
+                format!(
+                    "the secret in {var} is {} bytes; it must be at least {min_len}",
+                    v.len()
+                ),
+            );
+            None
+        }
+        Some(v) => Some(Secret::new(v)),
+    }
+}
+
+pub(super) fn issuers(
+    files: Vec<IssuerFile>,
+    diag: &mut Diagnostics,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> JwtVerifier {
+    let mut issuers = HashMap::new();
+    for (i, f) in files.into_iter().enumerate() {
+        let at = |field: &str| format!("jwt[{i}].{field}");
+        if let Some(issuer) = issuer(f, &at, diag, resolve, env) {
+            let name = issuer.issuer.to_string();
+            if issuers.insert(name.clone(), issuer).is_some() {
+                diag.error(&at("issuer"), format!("issuer `{name}` is listed twice; `iss` selects the issuer, so each must be unique"));
+            }
+        }
+    }
+    JwtVerifier {
+        issuers,
+        cache: TokenCache::default(),
+    }
+}
+
+fn issuer(
+    f: IssuerFile,
+    at: &dyn Fn(&str) -> String,
+    diag: &mut Diagnostics,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<Issuer> {
+    let errors_before = diag.error_count();
+    if f.issuer.is_empty() {
+        diag.error(
+            &at("issuer"),
+            "`issuer` is required: the exact `iss` value of this issuer's tokens",
+        );
+    }
+    if f.audiences.is_empty() {
+        diag.error(&at("audiences"), "`audiences` is required: the `aud` values that mean this API (a token for another API must not pass)");
+    }
+    let sources = [
+        f.jwks_url.is_some(),
+        f.discovery_url.is_some(),
+        f.jwks_file.is_some(),
+        f.hs_secret_env.is_some(),
+    ];
+    if sources.iter().filter(|s| **s).count() != 1 {
+        diag.error(
+            &at("issuer"),
+            "set exactly one of `jwks_url`, `discovery_url`, `jwks_file`, `hs_secret_env`",
+        );
+        return None;
+    }
+    let symmetric = f.hs_secret_env.is_some();
+    let mut algorithms = Vec::new();
+    if f.algorithms.is_empty() {
+        diag.error(
+            &at("algorithms"),
+            "`algorithms` is required, e.g. [RS256]; `none` is never allowed",
+        );
+    }
+    for (j, name) in f.algorithms.iter().enumerate() {
+        let path = format!("{}[{j}]", at("algorithms"));
+        match name.parse::<Algorithm>() {
+            Err(_) => diag.error(&path, format!("`{name}` is not an algorithm authgate accepts (HS256/384/512, RS256/384/512, PS256/384/512, ES256/384, EdDSA); `none` is never allowed")),
+            // Algorithm confusion: an HS algorithm next to public keys would let
+            // a token signed with the public key as HMAC secret through.
+            Ok(alg) if (alg.family() == AlgorithmFamily::Hmac) != symmetric => diag.error(
+                &path,
+                if symmetric {
+                    format!("`{name}` needs public keys; an `hs_secret_env` issuer can only use HS256/384/512")
+                } else {
+                    format!("`{name}` is an HMAC algorithm; it is only allowed with `hs_secret_env`, never with public keys")
+                },
+            ),
+            Ok(alg) => algorithms.push(alg),
+        }
+    }
+    let require = f
+        .require_claims
+        .clone()
+        .unwrap_or_else(|| vec!["exp".into()]);
+    for (j, claim) in require.iter().enumerate() {
+        if !CLAIMS_WE_CAN_REQUIRE.contains(&claim.as_str()) {
+            diag.error(
+                &format!("{}[{j}]", at("require_claims")),
+                format!(
+                    "`{claim}` cannot be required; choose from {}",
+                    CLAIMS_WE_CAN_REQUIRE.join(", ")
+                ),
+            );
+        }
+    }
+    if let Some(limit) = &f.rate_limit {
+        diag.error(
+            &at("rate_limit"),
+            format!("`rate_limit: {limit}` names a limit, but `rate_limits` {NOT_YET_SUPPORTED}"),
+        );
+    }
+    let ca = f.ca.map(resolve);
+    let remote = |source: RemoteSource, diag: &mut Diagnostics| -> Option<IssuerKeys> {
+        let client = fetch::client(ca.as_deref())
+            .map_err(|e| diag.error(&at("ca"), e.to_string()))
+            .ok()?;
+        let identity = format!("{}|{source:?}|{ca:?}", f.issuer);
+        Some(IssuerKeys::Remote(Arc::new(RemoteKeys::new(
+            f.issuer.clone(),
+            source,
+            identity,
+            client,
+            Arc::new(SystemClock),
+        ))))
+    };
+    let keys = if let Some(var) = &f.hs_secret_env {
+        secret_from_env(var, &at("hs_secret_env"), MIN_HS_SECRET_BYTES, env, diag)
+            .map(|s| IssuerKeys::Static(Arc::new(KeySet::hmac(s.expose().as_bytes()))))
+    } else if let Some(file) = &f.jwks_file {
+        let path = resolve(file.clone());
+        match std::fs::read(&path) {
+            Err(e) => {
+                diag.error(
+                    &at("jwks_file"),
+                    format!("cannot read {}: {e}", path.display()),
+                );
+                None
+            }
+            Ok(doc) => KeySet::from_jwks(&doc, 1)
+                .map(|k| IssuerKeys::Static(Arc::new(k)))
+                .map_err(|e| diag.error(&at("jwks_file"), format!("{}: {e}", path.display())))
+                .ok(),
+        }
+    } else if let Some(url) = &f.jwks_url {
+        parse_url(url, &at("jwks_url"), diag).and_then(|u| remote(RemoteSource::Jwks(u), diag))
+    } else if let Some(url) = &f.discovery_url {
+        parse_url(url, &at("discovery_url"), diag)
+            .and_then(|u| remote(RemoteSource::Discovery(u), diag))
+    } else {
+        None
+    };
+    let leeway = f.leeway.map_or(DEFAULT_LEEWAY, |d| d.0);
+    if diag.error_count() > errors_before {
+        return None;
+    }
+    let mut required: Vec<&str> = require.iter().map(String::as_str).collect();
+    // Requiring `aud` makes a wrongly typed `aud` fail instead of being skipped.
+    required.push("aud");
+    let validations = algorithms
+        .iter()
+        .map(|alg| {
+            let mut v = Validation::new(*alg);
+            v.leeway = leeway.as_secs();
+            // exp is checked whenever present; `require_claims` decides if it must be.
+            v.validate_exp = true;
+            v.validate_nbf = true;
+            v.set_audience(&f.audiences);
+            v.set_issuer(&[&f.issuer]);
+            v.set_required_spec_claims(&required);
+            (*alg, v)
+        })
+        .collect();
+    Some(Issuer {
+        issuer: f.issuer.as_str().into(),
+        keys: keys?,
+        validations,
+        leeway,
+        scope_claim: f.scope_claim.unwrap_or_else(|| "scope".into()),
+        subject_claim: f.subject_claim.unwrap_or_else(|| "sub".into()),
+        rate_limit: None,
+        refresh: f.jwks_refresh.map_or(DEFAULT_JWKS_REFRESH, |d| d.0),
+    })
+}
+
+pub(super) fn introspection(
+    files: Vec<IntrospectionFile>,
+    diag: &mut Diagnostics,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Introspector {
+    let mut endpoints = Vec::new();
+    for (i, f) in files.into_iter().enumerate() {
+        let at = |field: &str| format!("introspection[{i}].{field}");
+        let uri = parse_url(&f.endpoint, &at("endpoint"), diag);
+        if f.client_id.is_empty() {
+            diag.error(
+                &at("client_id"),
+                "`client_id` is required: the gateway's client id at the authorization server",
+            );
+        }
+        let secret = match &f.client_secret_env {
+            Some(var) => secret_from_env(var, &at("client_secret_env"), 1, env, diag),
+            None => {
+                diag.error(&at("endpoint"), "`client_secret_env` is required: the variable holding the gateway's client secret");
+                None
+            }
+        };
+        let client = fetch::client(f.ca.map(resolve).as_deref())
+            .map_err(|e| diag.error(&at("ca"), e.to_string()))
+            .ok();
+        if let (Some(uri), Some(client_secret), Some(client)) = (uri, secret, client) {
+            endpoints.push(Endpoint {
+                uri,
+                client_id: f.client_id,
+                client_secret,
+                cache_ttl: f.cache_ttl.map_or(DEFAULT_INTROSPECTION_CACHE_TTL, |d| d.0),
+                client,
+            });
+        }
+    }
+    Introspector::new(endpoints)
+}
