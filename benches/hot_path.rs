@@ -96,5 +96,93 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// A policy with an RS256 issuer (JWKS file) and an HS256 issuer.
+fn jwt_policy(dir: &Path) -> (config::Loaded, jsonwebtoken::EncodingKey) {
+    use jsonwebtoken::{jwk::Jwk, Algorithm, EncodingKey};
+    let pair = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+        .expect("rsa key");
+    let rsa = EncodingKey::from_rsa_pem(pair.serialize_pem().as_bytes()).expect("encoding key");
+    let mut jwk = Jwk::from_encoding_key(&rsa, Algorithm::RS256).expect("jwk");
+    jwk.common.key_id = Some("k1".into());
+    let jwks = dir.join("jwks.json");
+    let doc = serde_json::json!({ "keys": [jwk] }).to_string();
+    std::fs::write(&jwks, doc).expect("write jwks");
+    let text = format!(
+        "server:\n  tls: {{cert: c.pem, key: k.pem}}\nupstream: {{url: echo}}\njwt:
+  - issuer: https://rs/
+    audiences: [api]
+    algorithms: [RS256]
+    jwks_file: {}
+  - issuer: https://hs/
+    audiences: [api]
+    algorithms: [HS256]
+    hs_secret_env: BENCH_SECRET
+routes:
+  - path: /**
+",
+        jwks.display()
+    );
+    let loaded = config::load_str(&text, Path::new("bench.yaml"), &|_| {
+        Some("bench-secret-bench-secret-bench-secret".into())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    (loaded, rsa)
+}
+
+fn bench_jwt(c: &mut Criterion) {
+    use authgate::auth::token_cache::TokenCache;
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut loaded, rsa) = jwt_policy(dir.path());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let exp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 3_600;
+    let claims = |iss: &str| serde_json::json!({"iss": iss, "sub": "u", "aud": "api", "exp": exp, "scope": "a b"});
+    let mut rs_header = Header::new(Algorithm::RS256);
+    rs_header.kid = Some("k1".into());
+    let rs_token = encode(&rs_header, &claims("https://rs/"), &rsa).expect("rs token");
+    let hs_key = EncodingKey::from_secret(b"bench-secret-bench-secret-bench-secret");
+    let hs_token = encode(
+        &Header::new(Algorithm::HS256),
+        &claims("https://hs/"),
+        &hs_key,
+    )
+    .expect("hs token");
+    let names = loaded.snapshot.identity.clone();
+
+    let cached = &loaded.snapshot.jwt;
+    c.bench_function("jwt_verify/rs256_cached", |b| {
+        b.iter(|| {
+            let r =
+                runtime.block_on(cached.verify(&Secret::new(black_box(rs_token.as_str())), &names));
+            black_box(r.is_ok())
+        })
+    });
+    loaded.snapshot.jwt.cache = TokenCache::new(0);
+    let uncached = &loaded.snapshot.jwt;
+    assert!(runtime
+        .block_on(uncached.verify(&Secret::new(rs_token.as_str()), &names))
+        .is_ok());
+    c.bench_function("jwt_verify/rs256_uncached", |b| {
+        b.iter(|| {
+            let r = runtime
+                .block_on(uncached.verify(&Secret::new(black_box(rs_token.as_str())), &names));
+            black_box(r.is_ok())
+        })
+    });
+    c.bench_function("jwt_verify/hs256_uncached", |b| {
+        b.iter(|| {
+            let r = runtime
+                .block_on(uncached.verify(&Secret::new(black_box(hs_token.as_str())), &names));
+            black_box(r.is_ok())
+        })
+    });
+}
+
+criterion_group!(benches, bench, bench_jwt);
 criterion_main!(benches);

@@ -42,12 +42,16 @@ pub(super) fn compile(
         diag.error("revocation", format!("`revocation` {NOT_YET_SUPPORTED}"));
     }
 
+    let token_cache_entries = file.server.token_cache_entries;
     let server = server(file.server, diag, &resolve);
     let upstream = upstream(file.upstream, diag, &resolve);
     // On error the defaults stand in, so the rest of the file is still checked.
     let identity = identity(file.identity, diag).unwrap_or_default();
     let api_keys = api_keys(file.api_keys, &identity, diag);
-    let jwt = super::tokens::issuers(file.jwt, diag, &resolve, env);
+    let mut jwt = super::tokens::issuers(file.jwt, diag, &resolve, env);
+    if let Some(entries) = token_cache_entries {
+        jwt.cache = crate::auth::token_cache::TokenCache::new(entries);
+    }
     let introspection = super::tokens::introspection(file.introspection, diag, &resolve, env);
     let kinds = KindSet {
         api_key: !api_keys.by_digest.is_empty(),

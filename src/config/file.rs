@@ -36,6 +36,8 @@ pub struct ServerFile {
     pub max_body_bytes: Option<ByteSize>,
     pub shutdown_grace: Option<Duration>,
     pub trusted_proxies: Vec<String>,
+    /// Extension to SPEC §2: entries of the verified-token cache.
+    pub token_cache_entries: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

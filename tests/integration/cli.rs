@@ -189,3 +189,38 @@ fn token_refuses_a_short_secret() {
     assert_eq!(out.status.code(), Some(1));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("short\n"));
 }
+
+#[test]
+fn check_resolves_secrets_and_names_the_variable() {
+    let policy = "\
+server:
+  tls: {cert: c.pem, key: k.pem}
+upstream: {url: echo}
+jwt:
+  - issuer: https://hs/
+    audiences: [api]
+    algorithms: [HS256, RS256]
+    hs_secret_env: AUTHGATE_TEST_SHORT_SECRET
+  - issuer: https://none/
+    audiences: [api]
+    algorithms: [none]
+    jwks_url: https://idp.example/jwks.json
+routes:
+  - path: /**
+";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(&path, policy).expect("write");
+    let out = Command::new(binary())
+        .args(["check", "-c"])
+        .arg(&path)
+        .env("AUTHGATE_TEST_SHORT_SECRET", "too-short")
+        .output()
+        .expect("check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("AUTHGATE_TEST_SHORT_SECRET is 9 bytes; it must be at least 32"), "{stderr}");
+    assert!(stderr.contains("`RS256` needs public keys"), "{stderr}");
+    assert!(stderr.contains("`none` is not an algorithm authgate accepts"), "{stderr}");
+    assert!(!stderr.contains("too-short"), "the secret itself was printed: {stderr}");
+}

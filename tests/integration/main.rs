@@ -4,6 +4,7 @@ mod cli;
 mod forwarding;
 mod harness;
 mod idp;
+mod jwks_clock;
 mod lifecycle;
 mod readme;
 mod requests;
