@@ -32,6 +32,8 @@ pub struct RequestRecord {
     pub reason: Option<&'static str>,
     pub user_agent: Option<String>,
     pub tls_version: &'static str,
+    /// The rate-limit numbers for the response headers (not logged).
+    pub rate_limit: Option<crate::ratelimit::Outcome>,
 }
 
 #[derive(Serialize)]
@@ -200,6 +202,7 @@ mod tests {
             reason: None,
             user_agent: Some("curl/8".into()),
             tls_version: "TLSv1.3",
+            rate_limit: None,
         }
     }
 

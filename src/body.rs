@@ -116,6 +116,7 @@ impl ResponseBody {
     fn finish(&mut self) {
         if let Some((mut record, log)) = self.log.take() {
             record.bytes_out = self.bytes_out;
+            crate::metrics::observe_request(&record, record.started.elapsed().as_secs_f64());
             log.write(&record);
         }
     }

@@ -5,13 +5,17 @@
 //! `snapshot::Snapshot` compiled by `config::load`.
 
 pub mod access_log;
+pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod config;
 pub mod echo;
 pub mod error;
 pub mod forward;
+pub mod metrics;
 pub mod pipeline;
+pub mod ratelimit;
+pub mod redis_backend;
 pub mod revocation;
 pub mod secret;
 pub mod server;
@@ -41,6 +45,8 @@ pub enum StartError {
     AccessLog(std::io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("{0}")]
+    Redis(String),
 }
 
 /// Runs the gateway until SIGTERM or SIGINT, then drains connections for up
@@ -66,9 +72,33 @@ pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), Sta
         access_log::AccessLog::start(&snapshot.access_log).map_err(StartError::AccessLog)?;
     let forwarder = forward::Forwarder::new(&snapshot.upstream)?;
     let grace = snapshot.server.shutdown_grace;
+    let admin_listener = match &snapshot.admin {
+        Some(admin) => {
+            Some(
+                TcpListener::bind(admin.listen)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        addr: admin.listen,
+                        source,
+                    })?,
+            )
+        }
+        None => None,
+    };
+    let revocations = Arc::new(revocation::RevocationStore::default());
+    let mut limits = ratelimit::RateLimits::default();
+    limits.adopt(&snapshot.limits);
+    if let Some(url) = &snapshot.redis_url {
+        let backend =
+            Arc::new(redis_backend::RedisBackend::new(url.expose()).map_err(StartError::Redis)?);
+        backend.connect().await;
+        redis_backend::spawn_health(backend.clone(), revocations.clone());
+        limits.redis = Some(backend);
+    }
     let state = Arc::new(GatewayState {
         snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
-        revocations: revocation::RevocationStore::default(),
+        revocations,
+        limits,
         jwks,
         forwarder,
         access_log,
@@ -79,6 +109,7 @@ pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), Sta
     let mut hangup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx_admin = stop_rx.clone();
     let connections = server::Connections::default();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config));
     let server_task = tokio::spawn(server::serve(
@@ -88,6 +119,13 @@ pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), Sta
         connections.clone(),
         stop_rx,
     ));
+    if let Some(listener) = admin_listener {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(admin_addr = %addr, "admin listening");
+        }
+        tokio::spawn(admin::serve(listener, state.clone(), stop_rx_admin));
+    }
+    spawn_housekeeping(state.clone());
     tracing::info!(addr = %local, "listening");
 
     loop {
@@ -122,11 +160,36 @@ async fn reload(path: &std::path::Path, state: &GatewayState) {
             if loaded.snapshot.server.listen != old.server.listen {
                 tracing::warn!("server.listen changed; the new address needs a restart");
             }
+            let admin_moved = match (&loaded.snapshot.admin, &old.admin) {
+                (Some(new), Some(old)) => new.listen != old.listen,
+                (new, old) => new.is_some() != old.is_some(),
+            };
+            if admin_moved {
+                tracing::warn!("admin.listen changed; the new address needs a restart");
+            }
+            if loaded.snapshot.redis_url.is_some() != old.redis_url.is_some() {
+                tracing::warn!("rate_limits.backend changed; the new backend needs a restart");
+            }
+            state.limits.adopt(&loaded.snapshot.limits);
             state.snapshot.store(Arc::new(loaded.snapshot));
+            metrics::reload(true);
             tracing::info!(file = %path.display(), "policy reloaded");
         }
         Err(e) => {
+            metrics::reload(false);
             tracing::error!("policy reload refused, the previous policy keeps serving:\n{e}");
         }
     }
+}
+
+/// Periodic upkeep off the request path: idle rate-limit buckets and
+/// expired revocations are dropped so memory stays bounded.
+fn spawn_housekeeping(state: Arc<GatewayState>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(ratelimit::EVICTION_INTERVAL).await;
+            state.limits.evict_idle();
+            state.revocations.purge(revocation::unix_now());
+        }
+    });
 }

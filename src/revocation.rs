@@ -10,7 +10,13 @@ use std::time::Duration;
 /// lifetime that the store could know, so it outlives any sane access token.
 pub const SUBJECT_ENTRY_LIFETIME: Duration = Duration::from_secs(90 * 86_400);
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum Revocation {
     Jti {

@@ -156,6 +156,7 @@ pub struct Connections(Arc<(AtomicUsize, tokio::sync::Notify)>);
 impl Connections {
     fn open(&self) -> ConnGuard {
         self.0 .0.fetch_add(1, Ordering::AcqRel);
+        crate::metrics::METRICS.open_connections.inc();
         ConnGuard(self.clone())
     }
 
@@ -180,6 +181,7 @@ struct ConnGuard(Connections);
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.0 .0 .0.fetch_sub(1, Ordering::AcqRel);
+        crate::metrics::METRICS.open_connections.dec();
         self.0 .0 .1.notify_waiters();
     }
 }

@@ -36,6 +36,16 @@ pub struct Snapshot {
     pub access_log: AccessLogSettings,
     /// Credential kinds the policy configures (a route's default `auth`).
     pub kinds: KindSet,
+    pub admin: Option<AdminSettings>,
+    pub limits: crate::ratelimit::LimitPolicy,
+    /// Set when `rate_limits.backend: redis`.
+    pub redis_url: Option<crate::secret::Secret<String>>,
+}
+
+#[derive(Debug)]
+pub struct AdminSettings {
+    pub listen: SocketAddr,
+    pub token: Option<crate::secret::Secret<String>>,
 }
 
 #[derive(Debug, Clone)]

@@ -235,10 +235,12 @@ impl RemoteKeys {
                     set.generation = old.generation;
                 }
                 self.keys.store(Arc::new(set));
+                crate::metrics::jwks_refresh(&self.issuer, true);
                 Ok(())
             }
             Err(e) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::jwks_refresh(&self.issuer, false);
                 tracing::warn!(issuer = %self.issuer, error = %e, "JWKS fetch failed; keeping the last good keys");
                 Err(e)
             }

@@ -47,6 +47,8 @@ pub struct Identity {
     pub issuer: Option<Arc<str>>,
     /// The name of this caller's own rate limit, if any.
     pub rate_limit: Option<Arc<str>>,
+    /// The caller's rate-limit bucket: the key id, or the token's `iss`+`sub`.
+    pub caller: Arc<str>,
     pub token: Option<TokenFacts>,
     /// The identity headers to send upstream (SPEC §2 `identity`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
@@ -114,7 +116,17 @@ impl IdentityParts<'_> {
                 }
             }
         }
+        let caller: Arc<str> = match (&self.key_id, self.method) {
+            (Some(id), Method::ApiKey) => format!("key:{id}").into(),
+            _ => format!(
+                "tok:{} {}",
+                self.issuer.as_deref().unwrap_or(""),
+                self.subject
+            )
+            .into(),
+        };
         Identity {
+            caller,
             method: self.method,
             subject: self.subject,
             scopes: self.scopes,

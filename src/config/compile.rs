@@ -6,6 +6,8 @@ use super::Diagnostics;
 use crate::auth::api_key::{parse_digest, ApiKeyEntry, ApiKeyIndex};
 use crate::auth::{IdentityParts, Method as AuthMethod};
 use crate::pipeline::route::{PathPattern, Route, RouteAuth, RouteTable};
+use crate::ratelimit::{LimitPolicy, LimitSpec};
+use crate::secret::Secret;
 use crate::snapshot::*;
 use http::{HeaderName, Method};
 use ipnet::IpNet;
@@ -13,11 +15,6 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// Sections whose keys parse (the schema is complete) but which this version
-/// does not enforce yet: refusing them beats accepting a policy that would
-/// silently not do what it says.
-pub(super) const NOT_YET_SUPPORTED: &str = "is not supported by this version of authgate yet; remove the section (accepting it without enforcing it would weaken the policy silently)";
 
 pub(super) fn compile(
     file: FileConfig,
@@ -32,16 +29,16 @@ pub(super) fn compile(
             base_dir.join(p)
         }
     };
-    if file.admin.is_some() {
-        diag.error("admin", format!("`admin` {NOT_YET_SUPPORTED}"));
+    let admin = admin(file.admin, diag, env);
+    let (limits, redis_url) = rate_limits(file.rate_limits, diag, env);
+    if let Some(r) = &file.revocation {
+        match r.backend.as_deref() {
+            None | Some("memory") => {}
+            Some("redis") if redis_url.is_some() => {}
+            Some("redis") => diag.error("revocation.backend", "`revocation.backend: redis` uses the Redis of `rate_limits`; set `rate_limits.backend: redis` and `redis_url_env` too"),
+            Some(other) => diag.error("revocation.backend", format!("`{other}` is not a backend; write `memory` or `redis`")),
+        }
     }
-    if file.rate_limits.is_some() {
-        diag.error("rate_limits", format!("`rate_limits` {NOT_YET_SUPPORTED}"));
-    }
-    if file.revocation.is_some() {
-        diag.error("revocation", format!("`revocation` {NOT_YET_SUPPORTED}"));
-    }
-
     let token_cache_entries = file.server.token_cache_entries;
     let server = server(file.server, diag, &resolve);
     let upstream = upstream(file.upstream, diag, &resolve);
@@ -58,7 +55,8 @@ pub(super) fn compile(
         jwt: !jwt.issuers.is_empty(),
         introspection: !introspection.endpoints.is_empty(),
     };
-    let routes = routes(file.routes, kinds, diag);
+    let routes = routes(file.routes, kinds, &limits, diag);
+    check_limit_names(&api_keys, &jwt, &limits, diag);
     let access_log = access_log(file.access_log, diag, &resolve);
     Some(Snapshot {
         source: PathBuf::new(),
@@ -71,6 +69,9 @@ pub(super) fn compile(
         routes,
         access_log: access_log?,
         kinds,
+        admin,
+        limits,
+        redis_url,
     })
 }
 
@@ -327,14 +328,6 @@ fn api_keys(f: file::ApiKeysFile, names: &IdentityHeaders, diag: &mut Diagnostic
             }
         };
         check_scopes(&k.scopes, &at("scopes"), diag);
-        if let Some(limit) = &k.rate_limit {
-            diag.error(
-                &at("rate_limit"),
-                format!(
-                    "`rate_limit: {limit}` names a limit, but `rate_limits` {NOT_YET_SUPPORTED}"
-                ),
-            );
-        }
         let subject = k.subject.as_deref().unwrap_or(&k.id);
         // Both go upstream as header values and into the log.
         for (field, value) in [("id", k.id.as_str()), ("subject", subject)] {
@@ -387,7 +380,12 @@ pub(super) fn check_scopes(scopes: &[String], path: &str, diag: &mut Diagnostics
     }
 }
 
-fn routes(files: Vec<file::RouteFile>, kinds: KindSet, diag: &mut Diagnostics) -> RouteTable {
+fn routes(
+    files: Vec<file::RouteFile>,
+    kinds: KindSet,
+    limits: &LimitPolicy,
+    diag: &mut Diagnostics,
+) -> RouteTable {
     let mut table = RouteTable::default();
     let mut names = HashMap::new();
     for (i, r) in files.into_iter().enumerate() {
@@ -421,12 +419,9 @@ fn routes(files: Vec<file::RouteFile>, kinds: KindSet, diag: &mut Diagnostics) -
                 .collect::<Vec<_>>()
         });
         if let Some(limit) = &r.rate_limit {
-            diag.error(
-                &at("rate_limit"),
-                format!(
-                    "`rate_limit: {limit}` names a limit, but `rate_limits` {NOT_YET_SUPPORTED}"
-                ),
-            );
+            if !limits.named.contains_key(limit) {
+                diag.error(&at("rate_limit"), unknown_limit(limit, limits));
+            }
         }
         let auth = route_auth(r.auth.as_ref(), kinds, &at("auth"), diag);
         if auth == Some(RouteAuth::None) && !r.scopes.is_empty() {
@@ -535,4 +530,135 @@ fn access_log(
         format: format?,
         output,
     })
+}
+
+fn unknown_limit(name: &str, limits: &LimitPolicy) -> String {
+    let mut known: Vec<&str> = limits.named.keys().map(String::as_str).collect();
+    known.sort_unstable();
+    if known.is_empty() {
+        format!("`{name}` names a limit, but `rate_limits.limits` defines none")
+    } else {
+        format!(
+            "`{name}` is not a limit in `rate_limits.limits` (known: {})",
+            known.join(", ")
+        )
+    }
+}
+
+/// Keys and issuers may name their own limit; each name must exist.
+fn check_limit_names(
+    keys: &ApiKeyIndex,
+    jwt: &crate::auth::jwt::JwtVerifier,
+    limits: &LimitPolicy,
+    diag: &mut Diagnostics,
+) {
+    let mut named: Vec<(String, &str)> = Vec::new();
+    for entry in keys.by_digest.values() {
+        if let (Some(limit), Some(id)) = (&entry.identity.rate_limit, &entry.identity.key_id) {
+            named.push((format!("key `{id}`"), limit));
+        }
+    }
+    for issuer in jwt.issuers.values() {
+        if let Some(limit) = &issuer.rate_limit {
+            named.push((format!("issuer `{}`", issuer.issuer), limit));
+        }
+    }
+    for (who, limit) in named {
+        if !limits.named.contains_key(limit) {
+            diag.error(
+                "rate_limits",
+                format!("{who}: {}", unknown_limit(limit, limits)),
+            );
+        }
+    }
+}
+
+fn limit(f: &file::LimitFile, path: &str, diag: &mut Diagnostics) -> LimitSpec {
+    if f.burst == Some(0) {
+        diag.error(path, "`burst` must be at least 1");
+    }
+    LimitSpec::new(f.rate, f.burst)
+}
+
+fn rate_limits(
+    f: Option<file::RateLimitsFile>,
+    diag: &mut Diagnostics,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (LimitPolicy, Option<Secret<String>>) {
+    let Some(f) = f else {
+        return (LimitPolicy::default(), None);
+    };
+    let mut policy = LimitPolicy {
+        default: f
+            .default
+            .as_ref()
+            .map(|l| limit(l, "rate_limits.default", diag)),
+        failed_auth_per_ip: f
+            .failed_auth_per_ip
+            .as_ref()
+            .map(|l| limit(l, "rate_limits.failed_auth_per_ip", diag)),
+        ..Default::default()
+    };
+    for (name, l) in &f.limits {
+        let spec = limit(l, &format!("rate_limits.limits.{name}"), diag);
+        policy.named.insert(name.clone(), spec);
+    }
+    let redis_url = match f.backend.as_deref() {
+        None | Some("memory") => None,
+        Some("redis") => {
+            let var = f.redis_url_env.as_deref().unwrap_or("AUTHGATE_REDIS_URL");
+            match env(var) {
+                Some(url) if redis::Client::open(url.as_str()).is_ok() => Some(Secret::new(url)),
+                Some(_) => {
+                    diag.error(
+                        "rate_limits.redis_url_env",
+                        format!("{var} does not hold a Redis URL such as redis://127.0.0.1:6379/"),
+                    );
+                    None
+                }
+                None => {
+                    diag.error("rate_limits.backend", format!("`backend: redis` needs the Redis URL in {var}; export it, e.g. {var}=redis://127.0.0.1:6379/"));
+                    None
+                }
+            }
+        }
+        Some(other) => {
+            diag.error(
+                "rate_limits.backend",
+                format!("`{other}` is not a backend; write `memory` or `redis`"),
+            );
+            None
+        }
+    };
+    (policy, redis_url)
+}
+
+/// How long an admin bearer token must be at least.
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
+
+fn admin(
+    f: Option<file::AdminFile>,
+    diag: &mut Diagnostics,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<AdminSettings> {
+    let f = f?;
+    let listen = parse_addr(
+        f.listen.as_deref().unwrap_or(DEFAULT_ADMIN_LISTEN),
+        "admin.listen",
+        diag,
+    )?;
+    let var = f.token_env.as_deref().unwrap_or("AUTHGATE_ADMIN_TOKEN");
+    let token = match env(var) {
+        Some(t) if t.len() >= MIN_ADMIN_TOKEN_BYTES => Some(Secret::new(t)),
+        Some(t) => {
+            diag.error("admin.token_env", format!("the admin token in {var} is {} bytes; it must be at least {MIN_ADMIN_TOKEN_BYTES}", t.len()));
+            None
+        }
+        None => {
+            diag.error("admin", format!("the admin API needs a bearer token in {var}; export it (e.g. {var}=$(head -c 24 /dev/urandom | base64))"));
+            None
+        }
+    };
+    Some(AdminSettings { listen, token })
 }

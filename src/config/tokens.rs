@@ -1,6 +1,5 @@
 //! Compiling the token sections: `jwt` issuers and `introspection` endpoints.
 
-use super::compile::NOT_YET_SUPPORTED;
 use super::file::{IntrospectionFile, IssuerFile};
 use super::Diagnostics;
 use crate::auth::introspection::{Endpoint, Introspector};
@@ -158,12 +157,6 @@ fn issuer(
             );
         }
     }
-    if let Some(limit) = &f.rate_limit {
-        diag.error(
-            &at("rate_limit"),
-            format!("`rate_limit: {limit}` names a limit, but `rate_limits` {NOT_YET_SUPPORTED}"),
-        );
-    }
     let ca = f.ca.map(resolve);
     let remote = |source: RemoteSource, diag: &mut Diagnostics| -> Option<IssuerKeys> {
         let client = fetch::client(ca.as_deref())
@@ -232,7 +225,7 @@ fn issuer(
         leeway,
         scope_claim: f.scope_claim.unwrap_or_else(|| "scope".into()),
         subject_claim: f.subject_claim.unwrap_or_else(|| "sub".into()),
-        rate_limit: None,
+        rate_limit: f.rate_limit.as_deref().map(Arc::from),
         refresh: f.jwks_refresh.map_or(DEFAULT_JWKS_REFRESH, |d| d.0),
     })
 }

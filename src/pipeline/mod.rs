@@ -38,11 +38,22 @@ fn kind_name(kind: auth::Kind) -> &'static str {
 /// Everything a request needs that outlives one policy snapshot.
 pub struct GatewayState {
     pub snapshot: SharedSnapshot,
-    pub revocations: crate::revocation::RevocationStore,
+    pub revocations: Arc<crate::revocation::RevocationStore>,
+    pub limits: crate::ratelimit::RateLimits,
     pub jwks: crate::auth::jwks::JwksRegistry,
     pub forwarder: Forwarder,
     pub access_log: AccessLog,
     pub request_ids: RequestIds,
+}
+
+impl GatewayState {
+    /// Enters a revocation here at once and, with Redis, for every replica.
+    pub async fn revoke(&self, entry: &crate::revocation::Revocation) {
+        self.revocations.insert(entry);
+        if let Some(redis) = &self.limits.redis {
+            redis.store_revocation(entry).await;
+        }
+    }
 }
 
 /// What the connection knows about itself.
@@ -87,6 +98,7 @@ pub async fn handle(
             .get(USER_AGENT)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
         tls_version: conn.tls_version,
+        rate_limit: None,
     });
     // The caller's id goes upstream as given (or generated), not as sent twice.
     if let Ok(v) = HeaderValue::from_str(&record.request_id) {
@@ -94,6 +106,12 @@ pub async fn handle(
     }
 
     let result = run(&snapshot, &state, &conn, &mut record, req).await;
+    // SPEC §3 step 7: every refused credential takes a token from the IP's bucket.
+    if let (Err(GatewayError::InvalidCredential { .. }), Some(guard)) =
+        (&result, snapshot.limits.failed_auth_per_ip)
+    {
+        state.limits.record_failure(guard, record.client_ip).await;
+    }
     let (mut response, payload) = match result {
         Ok((parts, payload)) => (Response::from_parts(parts, ()), payload),
         Err(e) => {
@@ -109,6 +127,9 @@ pub async fn handle(
     };
     if let Ok(v) = HeaderValue::from_str(&record.request_id) {
         response.headers_mut().insert(X_REQUEST_ID, v);
+    }
+    if let Some(outcome) = &record.rate_limit {
+        outcome.headers(response.headers_mut());
     }
     record.status = response.status().as_u16();
     let body = ResponseBody::new(payload, record, state.access_log.clone(), in_flight);
@@ -156,6 +177,14 @@ async fn run(
                     api_key_configured: snapshot.kinds.api_key,
                 },
             )?;
+            // Brute-force guard: an IP out of failed attempts is not heard.
+            if let Some(guard) = snapshot.limits.failed_auth_per_ip {
+                if let Some(retry_after_secs) =
+                    state.limits.ip_blocked(guard, record.client_ip).await
+                {
+                    return Err(GatewayError::RateLimited { retry_after_secs });
+                }
+            }
             let not_accepted = || GatewayError::InsufficientScope {
                 scheme: credential.scheme(),
                 reason: "credential_kind_not_accepted",
@@ -195,6 +224,19 @@ async fn run(
                     reason: "missing_scope",
                     scopes: route.scopes_joined.clone(),
                 });
+            }
+            // 7. Rate-limit the caller.
+            let limit = snapshot
+                .limits
+                .effective(route.rate_limit.as_deref(), identity.rate_limit.as_deref());
+            if let Some(spec) = limit {
+                let outcome = state.limits.check(spec, &identity.caller).await;
+                record.rate_limit = Some(outcome);
+                if !outcome.allowed {
+                    return Err(GatewayError::RateLimited {
+                        retry_after_secs: outcome.retry_after_secs,
+                    });
+                }
             }
             Some(identity)
         }

@@ -219,8 +219,17 @@ routes:
         .expect("check");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("AUTHGATE_TEST_SHORT_SECRET is 9 bytes; it must be at least 32"), "{stderr}");
+    assert!(
+        stderr.contains("AUTHGATE_TEST_SHORT_SECRET is 9 bytes; it must be at least 32"),
+        "{stderr}"
+    );
     assert!(stderr.contains("`RS256` needs public keys"), "{stderr}");
-    assert!(stderr.contains("`none` is not an algorithm authgate accepts"), "{stderr}");
-    assert!(!stderr.contains("too-short"), "the secret itself was printed: {stderr}");
+    assert!(
+        stderr.contains("`none` is not an algorithm authgate accepts"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("too-short"),
+        "the secret itself was printed: {stderr}"
+    );
 }

@@ -1,0 +1,176 @@
+//! Prometheus metrics (SPEC §6). One process-wide set: the request path
+//! records through `observe_request`, the rest through the small helpers.
+
+use crate::access_log::RequestRecord;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::LazyLock;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub status: u16,
+    pub decision: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IssuerResultLabels {
+    pub issuer: String,
+    pub result: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_seconds: Histogram,
+    pub upstream_seconds: Histogram,
+    pub auth_failures: Family<ReasonLabels, Counter>,
+    pub rate_limited: Counter,
+    pub upstream_errors: Family<ReasonLabels, Counter>,
+    pub jwks_refreshes: Family<IssuerResultLabels, Counter>,
+    pub reloads: Family<ResultLabels, Counter>,
+    pub open_connections: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs … ~13 s.
+    Histogram::new(exponential_buckets(0.0001, 2.5, 14))
+}
+
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let mut registry = Registry::with_prefix("authgate");
+    let m = Metrics {
+        registry: Registry::default(),
+        requests: Family::default(),
+        request_seconds: latency_histogram(),
+        upstream_seconds: latency_histogram(),
+        auth_failures: Family::default(),
+        rate_limited: Counter::default(),
+        upstream_errors: Family::default(),
+        jwks_refreshes: Family::default(),
+        reloads: Family::default(),
+        open_connections: Gauge::default(),
+    };
+    registry.register(
+        "requests",
+        "Requests by route, status and decision",
+        m.requests.clone(),
+    );
+    registry.register(
+        "request_duration_seconds",
+        "Time from request head to last response byte",
+        m.request_seconds.clone(),
+    );
+    registry.register(
+        "upstream_duration_seconds",
+        "Time from forwarding to the upstream's response head",
+        m.upstream_seconds.clone(),
+    );
+    registry.register(
+        "auth_failures",
+        "Refused credentials by reason",
+        m.auth_failures.clone(),
+    );
+    registry.register(
+        "rate_limited",
+        "Requests refused by a rate limit",
+        m.rate_limited.clone(),
+    );
+    registry.register(
+        "upstream_errors",
+        "Upstream failures by reason",
+        m.upstream_errors.clone(),
+    );
+    registry.register(
+        "jwks_refreshes",
+        "JWKS fetches by issuer and result",
+        m.jwks_refreshes.clone(),
+    );
+    registry.register(
+        "policy_reloads",
+        "Policy reloads by result",
+        m.reloads.clone(),
+    );
+    registry.register(
+        "open_connections",
+        "Open client connections",
+        m.open_connections.clone(),
+    );
+    Metrics { registry, ..m }
+});
+
+/// Records one finished request.
+pub fn observe_request(record: &RequestRecord, duration_secs: f64) {
+    use crate::error::Decision;
+    let m = &*METRICS;
+    m.requests
+        .get_or_create(&RequestLabels {
+            route: record.route.as_deref().unwrap_or("").to_string(),
+            status: record.status,
+            decision: record.decision.as_str(),
+        })
+        .inc();
+    m.request_seconds.observe(duration_secs);
+    if let Some(ms) = record.upstream_ms {
+        m.upstream_seconds.observe(ms / 1e3);
+    }
+    let reason = record.reason.unwrap_or("");
+    match record.decision {
+        Decision::InvalidToken | Decision::Unauthenticated => {
+            m.auth_failures
+                .get_or_create(&ReasonLabels { reason })
+                .inc();
+        }
+        Decision::RateLimited => {
+            m.rate_limited.inc();
+        }
+        Decision::UpstreamError => {
+            m.upstream_errors
+                .get_or_create(&ReasonLabels { reason })
+                .inc();
+        }
+        Decision::Allowed | Decision::Forbidden | Decision::NotFound | Decision::BadRequest => {}
+    }
+}
+
+pub fn reload(ok: bool) {
+    let result = if ok { "ok" } else { "error" };
+    METRICS
+        .reloads
+        .get_or_create(&ResultLabels { result })
+        .inc();
+}
+
+pub fn jwks_refresh(issuer: &str, ok: bool) {
+    let result = if ok { "ok" } else { "error" };
+    METRICS
+        .jwks_refreshes
+        .get_or_create(&IssuerResultLabels {
+            issuer: issuer.to_string(),
+            result,
+        })
+        .inc();
+}
+
+/// The Prometheus text exposition.
+pub fn render() -> String {
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, &METRICS.registry).is_err() {
+        out.clear();
+    }
+    out
+}

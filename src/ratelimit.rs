@@ -1,0 +1,438 @@
+//! Per-caller rate limits (SPEC §3 step 7, §4 429 and `RateLimit-*`), and
+//! the failed-authentication guard per client IP. In one process the
+//! buckets are governor's keyed GCRA limiters over a DashMap; with the
+//! Redis backend the same GCRA runs in Redis, shared by every replica, and
+//! this process's limiters stand in while Redis is unreachable.
+
+use crate::config::units::Rate;
+use crate::redis_backend::RedisBackend;
+use governor::clock::{Clock, DefaultClock, Reference};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter};
+use http::{HeaderMap, HeaderValue};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often buckets of callers gone idle are dropped.
+pub const EVICTION_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A limit as the policy states it: `rate` refills, `burst` is the capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LimitSpec {
+    pub count: u32,
+    pub per: Duration,
+    pub burst: u32,
+}
+
+impl LimitSpec {
+    pub fn new(rate: Rate, burst: Option<u32>) -> LimitSpec {
+        LimitSpec {
+            count: rate.count,
+            per: rate.per,
+            // Without `burst`, a bucket holds one period's worth.
+            burst: burst.unwrap_or(rate.count).max(1),
+        }
+    }
+
+    /// Time for one request's worth to refill (the GCRA emission interval).
+    pub fn interval(&self) -> Duration {
+        self.per / self.count
+    }
+
+    fn quota(&self) -> Quota {
+        let burst = NonZeroU32::new(self.burst).unwrap_or(NonZeroU32::MIN);
+        Quota::with_period(self.interval().max(Duration::from_nanos(1)))
+            .map(|q| q.allow_burst(burst))
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
+    }
+}
+
+/// The limits of one policy, compiled.
+#[derive(Debug, Clone, Default)]
+pub struct LimitPolicy {
+    pub default: Option<LimitSpec>,
+    pub named: HashMap<String, LimitSpec>,
+    pub failed_auth_per_ip: Option<LimitSpec>,
+}
+
+impl LimitPolicy {
+    /// The route's limit, else the caller's own, else the default (SPEC §2).
+    pub fn effective(&self, route: Option<&str>, caller: Option<&str>) -> Option<LimitSpec> {
+        route
+            .or(caller)
+            .and_then(|name| self.named.get(name).copied())
+            .or(self.default)
+    }
+}
+
+/// A rate-limit decision and the numbers for its headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub allowed: bool,
+    /// The bucket's capacity (`RateLimit-Limit`).
+    pub limit: u32,
+    /// Requests the bucket allows right now (`RateLimit-Remaining`).
+    pub remaining: u32,
+    /// Whole seconds, rounded up, until the bucket is full (`RateLimit-Reset`).
+    pub reset_secs: u64,
+    /// Whole seconds, at least 1, until a request would pass (`Retry-After`).
+    pub retry_after_secs: u64,
+}
+
+pub fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+impl Outcome {
+    pub fn headers(&self, headers: &mut HeaderMap) {
+        headers.insert("ratelimit-limit", HeaderValue::from(self.limit));
+        headers.insert("ratelimit-remaining", HeaderValue::from(self.remaining));
+        headers.insert("ratelimit-reset", HeaderValue::from(self.reset_secs));
+    }
+}
+
+/// One spec's buckets, keyed by caller or IP, shared across reloads.
+type Pool<K, C> = Mutex<HashMap<LimitSpec, Arc<Keyed<K, C>>>>;
+
+type Keyed<K, C> = RateLimiter<K, DashMapStateStore<K>, C, StateInformationMiddleware>;
+
+/// All in-process buckets. Limiters are shared by identical specs, so a
+/// caller whose effective limit is unchanged keeps its bucket across a reload.
+pub struct RateLimits<C: Clock + Clone = DefaultClock> {
+    clock: C,
+    callers: Pool<Arc<str>, C>,
+    ips: Pool<IpAddr, C>,
+    /// IPs whose failed-auth bucket is empty, until when.
+    blocked: dashmap::DashMap<IpAddr, C::Instant>,
+    pub redis: Option<Arc<RedisBackend>>,
+}
+
+impl Default for RateLimits<DefaultClock> {
+    fn default() -> Self {
+        RateLimits::with_clock(DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> RateLimits<C> {
+    pub fn with_clock(clock: C) -> Self {
+        RateLimits {
+            clock,
+            callers: Mutex::new(HashMap::new()),
+            ips: Mutex::new(HashMap::new()),
+            blocked: dashmap::DashMap::new(),
+            redis: None,
+        }
+    }
+
+    fn caller_limiter(&self, spec: LimitSpec) -> Arc<Keyed<Arc<str>, C>> {
+        let mut map = self.callers.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(spec)
+            .or_insert_with(|| {
+                Arc::new(
+                    RateLimiter::dashmap_with_clock(spec.quota(), self.clock.clone())
+                        .with_middleware::<StateInformationMiddleware>(),
+                )
+            })
+            .clone()
+    }
+
+    fn ip_limiter(&self, spec: LimitSpec) -> Arc<Keyed<IpAddr, C>> {
+        let mut map = self.ips.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(spec)
+            .or_insert_with(|| {
+                Arc::new(
+                    RateLimiter::dashmap_with_clock(spec.quota(), self.clock.clone())
+                        .with_middleware::<StateInformationMiddleware>(),
+                )
+            })
+            .clone()
+    }
+
+    /// Keeps the limiters a new policy uses (unchanged specs keep their
+    /// buckets) and drops the rest.
+    pub fn adopt(&self, policy: &LimitPolicy) {
+        let used: Vec<LimitSpec> = policy
+            .default
+            .iter()
+            .chain(policy.named.values())
+            .copied()
+            .collect();
+        self.callers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|spec, _| used.contains(spec));
+        for spec in used {
+            self.caller_limiter(spec);
+        }
+        self.ips
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|spec, _| Some(*spec) == policy.failed_auth_per_ip);
+    }
+
+    /// Checks (and spends one request of) `caller`'s bucket in this process.
+    pub fn check_local(&self, spec: LimitSpec, caller: &Arc<str>) -> Outcome {
+        let limiter = self.caller_limiter(spec);
+        match limiter.check_key(caller) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                let used = spec.burst.saturating_sub(remaining);
+                Outcome {
+                    allowed: true,
+                    limit: spec.burst,
+                    remaining,
+                    reset_secs: ceil_secs(spec.interval() * used),
+                    retry_after_secs: 0,
+                }
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(self.clock.now());
+                Outcome {
+                    allowed: false,
+                    limit: spec.burst,
+                    remaining: 0,
+                    reset_secs: ceil_secs(wait + spec.interval() * (spec.burst - 1)),
+                    retry_after_secs: ceil_secs(wait).max(1),
+                }
+            }
+        }
+    }
+
+    /// Checks `caller`: in Redis when the backend is Redis and reachable,
+    /// else in this process.
+    pub async fn check(&self, spec: LimitSpec, caller: &Arc<str>) -> Outcome {
+        if let Some(redis) = &self.redis {
+            if let Some(outcome) = redis.gcra(&format!("c:{caller}"), spec, 1).await {
+                return outcome;
+            }
+        }
+        self.check_local(spec, caller)
+    }
+
+    /// While an IP's failed-auth bucket is empty: the seconds to wait.
+    pub async fn ip_blocked(&self, spec: LimitSpec, ip: IpAddr) -> Option<u64> {
+        if let Some(redis) = &self.redis {
+            if let Some(outcome) = redis.gcra(&format!("ip:{ip}"), spec, 0).await {
+                return (!outcome.allowed).then_some(outcome.retry_after_secs);
+            }
+        }
+        let until = *self.blocked.get(&ip)?;
+        let now = self.clock.now();
+        if until > now {
+            Some(ceil_secs(Duration::from(until.duration_since(now))).max(1))
+        } else {
+            self.blocked.remove(&ip);
+            None
+        }
+    }
+
+    /// Takes one token from the IP's bucket for a refused credential.
+    pub async fn record_failure(&self, spec: LimitSpec, ip: IpAddr) {
+        if let Some(redis) = &self.redis {
+            if redis.gcra(&format!("ip:{ip}"), spec, 1).await.is_some() {
+                return;
+            }
+        }
+        let limiter = self.ip_limiter(spec);
+        let now = self.clock.now();
+        let until = match limiter.check_key(&ip) {
+            // The bucket just ran dry: empty until one request's worth refills.
+            Ok(snapshot) if snapshot.remaining_burst_capacity() == 0 => {
+                Some(now + governor::nanos::Nanos::from(spec.interval()))
+            }
+            Ok(_) => None,
+            Err(not_until) => Some(not_until.earliest_possible()),
+        };
+        if let Some(until) = until {
+            self.blocked.insert(ip, until);
+        }
+    }
+
+    /// Drops buckets that have refilled completely (idle callers).
+    pub fn evict_idle(&self) {
+        for limiter in self
+            .callers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        for limiter in self.ips.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        let now = self.clock.now();
+        self.blocked.retain(|_, until| *until > now);
+    }
+
+    /// Buckets held in this process (for tests and the memory figure).
+    pub fn tracked_callers(&self) -> usize {
+        self.callers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|l| l.len())
+            .sum()
+    }
+
+    pub fn redis_degraded(&self) -> bool {
+        self.redis.as_ref().is_some_and(|r| r.is_degraded())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use governor::clock::FakeRelativeClock;
+
+    fn spec(count: u32, per_secs: u64, burst: u32) -> LimitSpec {
+        LimitSpec {
+            count,
+            per: Duration::from_secs(per_secs),
+            burst,
+        }
+    }
+
+    fn limits() -> (RateLimits<FakeRelativeClock>, FakeRelativeClock) {
+        let clock = FakeRelativeClock::default();
+        (RateLimits::with_clock(clock.clone()), clock)
+    }
+
+    #[test]
+    fn burst_then_refusal_with_retry_after_and_reset() {
+        let (l, _) = limits();
+        let s = spec(10, 60, 3); // one request per 6 s, bucket of 3
+        let who: Arc<str> = "key:a".into();
+        let first = l.check_local(s, &who);
+        assert_eq!(
+            (
+                first.allowed,
+                first.limit,
+                first.remaining,
+                first.reset_secs
+            ),
+            (true, 3, 2, 6)
+        );
+        let second = l.check_local(s, &who);
+        assert_eq!((second.remaining, second.reset_secs), (1, 12));
+        let third = l.check_local(s, &who);
+        assert_eq!((third.remaining, third.reset_secs), (0, 18));
+        let refused = l.check_local(s, &who);
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after_secs, 6);
+        assert_eq!(refused.reset_secs, 18);
+        assert_eq!(refused.remaining, 0);
+    }
+
+    #[test]
+    fn buckets_refill_with_time() {
+        let (l, clock) = limits();
+        let s = spec(1, 1, 2);
+        let who: Arc<str> = "key:a".into();
+        assert!(l.check_local(s, &who).allowed);
+        assert!(l.check_local(s, &who).allowed);
+        let refused = l.check_local(s, &who);
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after_secs, 1);
+        clock.advance(Duration::from_millis(400));
+        let still = l.check_local(s, &who);
+        assert!(!still.allowed);
+        assert_eq!(still.retry_after_secs, 1, "0.6 s rounds up to 1");
+        clock.advance(Duration::from_millis(600));
+        assert!(l.check_local(s, &who).allowed);
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(
+            l.check_local(s, &who).remaining,
+            1,
+            "full again after idling"
+        );
+    }
+
+    #[test]
+    fn callers_have_separate_buckets() {
+        let (l, _) = limits();
+        let s = spec(1, 60, 1);
+        assert!(l.check_local(s, &"key:a".into()).allowed);
+        assert!(!l.check_local(s, &"key:a".into()).allowed);
+        assert!(l.check_local(s, &"key:b".into()).allowed);
+    }
+
+    #[test]
+    fn route_limit_overrides_the_callers_own_which_overrides_the_default() {
+        let mut policy = LimitPolicy {
+            default: Some(spec(100, 60, 20)),
+            ..Default::default()
+        };
+        policy.named.insert("bulk".into(), spec(1000, 1, 200));
+        policy.named.insert("per-user".into(), spec(10, 1, 20));
+        assert_eq!(policy.effective(None, None), Some(spec(100, 60, 20)));
+        assert_eq!(
+            policy.effective(None, Some("bulk")),
+            Some(spec(1000, 1, 200))
+        );
+        assert_eq!(
+            policy.effective(Some("per-user"), Some("bulk")),
+            Some(spec(10, 1, 20))
+        );
+    }
+
+    #[test]
+    fn unchanged_limits_keep_their_buckets_across_a_reload() {
+        let (l, _) = limits();
+        let s = spec(1, 60, 1);
+        let who: Arc<str> = "key:a".into();
+        assert!(l.check_local(s, &who).allowed);
+        l.adopt(&LimitPolicy {
+            default: Some(s),
+            ..Default::default()
+        });
+        assert!(!l.check_local(s, &who).allowed, "bucket survived");
+        l.adopt(&LimitPolicy {
+            default: Some(spec(2, 60, 2)),
+            ..Default::default()
+        });
+        assert!(
+            l.check_local(s, &who).allowed,
+            "a changed limit starts afresh"
+        );
+    }
+
+    #[tokio::test]
+    async fn failed_auth_guard_blocks_an_ip_once_its_bucket_is_empty() {
+        let (l, clock) = limits();
+        let s = spec(10, 60, 2);
+        let ip: IpAddr = "192.0.2.1".parse().expect("ip");
+        let other: IpAddr = "192.0.2.2".parse().expect("ip");
+        assert_eq!(l.ip_blocked(s, ip).await, None);
+        l.record_failure(s, ip).await;
+        assert_eq!(l.ip_blocked(s, ip).await, None);
+        l.record_failure(s, ip).await;
+        assert_eq!(l.ip_blocked(s, ip).await, Some(6));
+        assert_eq!(l.ip_blocked(s, other).await, None);
+        clock.advance(Duration::from_secs(6));
+        assert_eq!(
+            l.ip_blocked(s, ip).await,
+            None,
+            "one failure's worth refilled"
+        );
+    }
+
+    #[test]
+    fn idle_callers_are_evicted() {
+        let (l, clock) = limits();
+        let s = spec(10, 1, 5);
+        for i in 0..1000 {
+            l.check_local(s, &format!("key:{i}").into());
+        }
+        assert_eq!(l.tracked_callers(), 1000);
+        clock.advance(Duration::from_secs(5));
+        l.evict_idle();
+        assert_eq!(l.tracked_callers(), 0);
+    }
+}
