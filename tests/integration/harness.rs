@@ -182,23 +182,35 @@ async fn record(req: Request<Incoming>, log: Arc<Mutex<Vec<Received>>>) -> Respo
 /// A running `authgate run` process with its output captured.
 pub struct Gateway {
     pub addr: SocketAddr,
+    pub admin: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     child: Child,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<Vec<String>>>,
 }
 
+/// The admin bearer token every test gateway gets in `AUTHGATE_TEST_ADMIN_TOKEN`.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// An `admin:` section on an ephemeral port.
+pub const ADMIN: &str = "admin:\n  listen: 127.0.0.1:0\n  token_env: AUTHGATE_TEST_ADMIN_TOKEN\n";
+
+/// What the gateway announced on stderr: ("main" | "admin", address).
+type Announce = std::sync::mpsc::Sender<(&'static str, String)>;
+
 fn capture(
     stream: impl std::io::Read + Send + 'static,
     sink: Arc<Mutex<Vec<String>>>,
-    ready: Option<std::sync::mpsc::Sender<String>>,
+    ready: Option<Announce>,
 ) {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { return };
             if let Some(tx) = &ready {
-                if let Some(addr) = line.split("addr=").nth(1) {
-                    let _ = tx.send(addr.trim().to_string());
+                if let Some(addr) = line.split("admin_addr=").nth(1) {
+                    let _ = tx.send(("admin", addr.trim().to_string()));
+                } else if let Some(addr) = line.split("listening addr=").nth(1) {
+                    let _ = tx.send(("main", addr.trim().to_string()));
                 }
             }
             sink.lock().expect("lock").push(line);
@@ -233,6 +245,7 @@ impl Gateway {
             .args(["run", "-c"])
             .arg(&path)
             .env("RUST_LOG", "debug")
+            .env("AUTHGATE_TEST_ADMIN_TOKEN", ADMIN_TOKEN)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -247,18 +260,23 @@ impl Gateway {
             stderr.clone(),
             Some(tx),
         );
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(a) => a.parse().expect("listen address"),
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "gateway did not start:\n{}",
-                    stderr.lock().expect("lock").join("\n")
-                );
+        let mut admin = None;
+        let addr = loop {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(("admin", a)) => admin = Some(a.parse().expect("admin address")),
+                Ok((_, a)) => break a.parse().expect("listen address"),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "gateway did not start:\n{}",
+                        stderr.lock().expect("lock").join("\n")
+                    );
+                }
             }
         };
         Gateway {
             addr,
+            admin,
             dir,
             child,
             stdout,
@@ -463,5 +481,132 @@ impl TestClient {
         }
         self.send(req.body(Full::new(Bytes::new())).expect("request"))
             .await
+    }
+}
+
+/// A plain-HTTP call to the admin listener.
+pub async fn admin_call(
+    gw: &Gateway,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (StatusCode, String) {
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let addr = gw.admin.expect("gateway has an admin listener");
+    let mut req = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = req
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("request");
+    let response = tokio::time::timeout(CLIENT_TIMEOUT, client.request(req))
+        .await
+        .expect("admin answered in time")
+        .expect("admin request");
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// A real `redis-server` on a free port, stopped on drop.
+pub struct Redis {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        let mut dir = tempfile::tempdir().expect("tempdir");
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            let mut redis = Redis {
+                port,
+                dir,
+                child: None,
+            };
+            if redis.launch() {
+                return redis;
+            }
+            dir = redis.take_dir();
+        }
+        panic!("could not start redis-server (is it installed? `apt-get install redis-server`)");
+    }
+
+    fn take_dir(mut self) -> tempfile::TempDir {
+        self.stop();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
+    }
+
+    /// Starts redis-server on `self.port`; false if it did not come up.
+    fn launch(&mut self) -> bool {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(child) = child else { return false };
+        self.child = Some(child);
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        false
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        assert!(
+            self.launch(),
+            "redis-server did not come back on port {}",
+            self.port
+        );
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
