@@ -124,29 +124,40 @@ impl RequestRecord {
     }
 }
 
+enum Message {
+    Line(String),
+    /// Reopen the file (after logrotate moved it away).
+    Reopen,
+}
+
 /// The access-log sink. Cloning is cheap; every clone feeds the same writer.
 #[derive(Clone)]
 pub struct AccessLog {
     format: AccessLogFormat,
-    sender: mpsc::Sender<String>,
+    sender: mpsc::Sender<Message>,
+}
+
+fn open(output: &AccessLogOutput) -> std::io::Result<Box<dyn Write + Send>> {
+    Ok(match output {
+        AccessLogOutput::Stdout => Box::new(std::io::stdout()),
+        AccessLogOutput::File(path) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?,
+        ),
+    })
 }
 
 impl AccessLog {
     /// Starts the writer thread for stdout or a file (opened for append).
     pub fn start(settings: &AccessLogSettings) -> std::io::Result<AccessLog> {
-        let sink: Box<dyn Write + Send> = match &settings.output {
-            AccessLogOutput::Stdout => Box::new(std::io::stdout()),
-            AccessLogOutput::File(path) => Box::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)?,
-            ),
-        };
-        let (sender, receiver) = mpsc::channel::<String>();
+        let sink = open(&settings.output)?;
+        let (sender, receiver) = mpsc::channel::<Message>();
+        let output = settings.output.clone();
         std::thread::Builder::new()
             .name("access-log".into())
-            .spawn(move || write_lines(receiver, sink))?;
+            .spawn(move || write_lines(receiver, sink, output))?;
         Ok(AccessLog {
             format: settings.format,
             sender,
@@ -160,20 +171,46 @@ impl AccessLog {
             AccessLogFormat::Common => record.common(now),
         };
         // The writer only stops when the process does.
-        let _ = self.sender.send(line);
+        let _ = self.sender.send(Message::Line(line));
+    }
+
+    /// Reopens a file output (SIGUSR1). Lines queued before go to the old
+    /// file, lines after to the new one: none is lost.
+    pub fn reopen(&self) {
+        let _ = self.sender.send(Message::Reopen);
     }
 }
 
-fn write_lines(receiver: mpsc::Receiver<String>, sink: Box<dyn Write + Send>) {
+fn write_lines(
+    receiver: mpsc::Receiver<Message>,
+    sink: Box<dyn Write + Send>,
+    output: AccessLogOutput,
+) {
     let mut out = std::io::BufWriter::new(sink);
-    while let Ok(line) = receiver.recv() {
-        let mut line = Some(line);
+    while let Ok(message) = receiver.recv() {
+        let mut message = Some(message);
         // Batch what is already queued, then flush once.
-        while let Some(l) = line {
-            if writeln!(out, "{l}").is_err() {
-                tracing::error!("cannot write the access log");
+        while let Some(m) = message {
+            match m {
+                Message::Line(l) => {
+                    if writeln!(out, "{l}").is_err() {
+                        tracing::error!("cannot write the access log");
+                    }
+                }
+                Message::Reopen => {
+                    let _ = out.flush();
+                    match open(&output) {
+                        Ok(sink) => {
+                            out = std::io::BufWriter::new(sink);
+                            tracing::info!("access log reopened");
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot reopen the access log; still writing to the old file")
+                        }
+                    }
+                }
             }
-            line = receiver.try_recv().ok();
+            message = receiver.try_recv().ok();
         }
         let _ = out.flush();
     }

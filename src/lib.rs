@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod ratelimit;
 pub mod redis_backend;
+pub mod reload;
 pub mod revocation;
 pub mod secret;
 pub mod server;
@@ -103,19 +104,20 @@ pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), Sta
         forwarder,
         access_log,
         request_ids: pipeline::headers::RequestIds::new(),
+        tls: ArcSwap::from_pointee(tls_config),
     });
     let mut terminate = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
     let mut hangup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
+    let mut user1 = signal(SignalKind::user_defined1()).map_err(StartError::Signals)?;
+    let mut file_changes = reload::watch(&config_path);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_rx_admin = stop_rx.clone();
     let connections = server::Connections::default();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config));
     let server_task = tokio::spawn(server::serve(
         listener,
         state.clone(),
-        acceptor,
         connections.clone(),
         stop_rx,
     ));
@@ -132,7 +134,9 @@ pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), Sta
         tokio::select! {
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
-            _ = hangup.recv() => reload(&config_path, &state).await,
+            _ = hangup.recv() => reload::reload(&config_path, &state).await,
+            Some(()) = file_changes.recv() => reload::reload(&config_path, &state).await,
+            _ = user1.recv() => state.access_log.reopen(),
         }
     }
     tracing::info!(open_connections = connections.count(), "shutting down");
@@ -148,38 +152,6 @@ pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), Sta
         );
     }
     Ok(())
-}
-
-/// Loads the policy again; a valid one is swapped in whole, an invalid one
-/// is refused and the running policy keeps serving.
-async fn reload(path: &std::path::Path, state: &GatewayState) {
-    match config::load(path) {
-        Ok(mut loaded) => {
-            state.jwks.adopt(&mut loaded.snapshot.jwt).await;
-            let old = state.snapshot.load();
-            if loaded.snapshot.server.listen != old.server.listen {
-                tracing::warn!("server.listen changed; the new address needs a restart");
-            }
-            let admin_moved = match (&loaded.snapshot.admin, &old.admin) {
-                (Some(new), Some(old)) => new.listen != old.listen,
-                (new, old) => new.is_some() != old.is_some(),
-            };
-            if admin_moved {
-                tracing::warn!("admin.listen changed; the new address needs a restart");
-            }
-            if loaded.snapshot.redis_url.is_some() != old.redis_url.is_some() {
-                tracing::warn!("rate_limits.backend changed; the new backend needs a restart");
-            }
-            state.limits.adopt(&loaded.snapshot.limits);
-            state.snapshot.store(Arc::new(loaded.snapshot));
-            metrics::reload(true);
-            tracing::info!(file = %path.display(), "policy reloaded");
-        }
-        Err(e) => {
-            metrics::reload(false);
-            tracing::error!("policy reload refused, the previous policy keeps serving:\n{e}");
-        }
-    }
 }
 
 /// Periodic upkeep off the request path: idle rate-limit buckets and

@@ -191,7 +191,6 @@ impl Drop for ConnGuard {
 pub async fn serve(
     listener: TcpListener,
     state: Arc<GatewayState>,
-    acceptor: TlsAcceptor,
     connections: Connections,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -213,7 +212,8 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let guard = connections.open();
         let state = state.clone();
-        let acceptor = acceptor.clone();
+        // Certificates loaded by a reload apply from the next handshake on.
+        let acceptor = TlsAcceptor::from(state.tls.load_full());
         let builder = builder.clone();
         let server = server.clone();
         let mut shutdown = shutdown.clone();

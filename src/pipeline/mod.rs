@@ -44,6 +44,8 @@ pub struct GatewayState {
     pub forwarder: Forwarder,
     pub access_log: AccessLog,
     pub request_ids: RequestIds,
+    /// TLS settings for new handshakes; replaced on reload.
+    pub tls: arc_swap::ArcSwap<rustls::ServerConfig>,
 }
 
 impl GatewayState {

@@ -142,3 +142,209 @@ async fn slowloris_headers_are_cut_off() {
     let reply = gw.client().get(&gw.url("/healthz"), &[]).await;
     assert_eq!(reply.status, 200);
 }
+
+fn reader_policy(keys: &[(&str, &str)], extra: &str) -> String {
+    let mut text = String::from("upstream:\n  url: echo\napi_keys:\n  keys:\n");
+    for (id, key) in keys {
+        text.push_str(&format!(
+            "    - id: {id}\n      sha256: {}\n      scopes: [orders:read]\n",
+            digest(key)
+        ));
+    }
+    text.push_str(extra);
+    text.push_str("routes:\n  - name: orders\n    path: /orders/**\n");
+    text
+}
+
+/// Writes the policy as editors do: a new file renamed over the old one.
+fn replace_file(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("yaml.tmp");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
+}
+
+async fn status_with(gw: &Gateway, key: &str) -> u16 {
+    gw.client()
+        .get(&gw.url("/orders/1"), &[("x-api-key", key)])
+        .await
+        .status
+        .as_u16()
+}
+
+async fn eventually(gw: &Gateway, key: &str, wanted: u16) {
+    let mut got = 0;
+    for _ in 0..200 {
+        got = status_with(gw, key).await;
+        if got == wanted {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!(
+        "status stayed {got}, wanted {wanted}:\n{}",
+        gw.stderr_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_the_file_adds_and_removes_keys_without_a_restart() {
+    let server = "server:\n  listen: 127.0.0.1:0\n  tls:\n    cert: gw.pem\n    key: gw-key.pem\n    generate_self_signed: true\n";
+    let gw = Gateway::start_file(
+        tempfile::tempdir().expect("tempdir"),
+        &format!("{server}{}", reader_policy(&[("admin", ADMIN_KEY)], "")),
+    );
+    let path = gw.dir.path().join("gateway.yaml");
+    assert_eq!(status_with(&gw, READER_KEY).await, 401);
+    // The file watcher sees a rename-over, no signal needed.
+    replace_file(
+        &path,
+        &format!(
+            "{server}{}",
+            reader_policy(&[("admin", ADMIN_KEY), ("reader", READER_KEY)], "")
+        ),
+    );
+    eventually(&gw, READER_KEY, 200).await;
+    replace_file(
+        &path,
+        &format!("{server}{}", reader_policy(&[("reader", READER_KEY)], "")),
+    );
+    eventually(&gw, ADMIN_KEY, 401).await;
+    assert_eq!(status_with(&gw, READER_KEY).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_during_a_reload_completes() {
+    let upstream = Upstream::start().await;
+    let routes = "routes:\n  - name: slow\n    path: /slow\n    auth: none\n";
+    let gw = Gateway::start(&format!("upstream:\n  url: {}\n{routes}", upstream.url()));
+    let client = gw.client();
+    let url = gw.url("/slow");
+    let in_flight = tokio::spawn(async move { client.get(&url, &[]).await });
+    while upstream.requests().is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let path = gw.dir.path().join("gateway.yaml");
+    let text = std::fs::read_to_string(&path).expect("policy");
+    std::fs::write(&path, text.replace("name: slow", "name: slow-renamed")).expect("write");
+    signal(&gw, "-HUP");
+    let reply = in_flight.await.expect("task");
+    assert_eq!(reply.status, 200);
+    // The request that started under the old policy logs the old route name.
+    assert_eq!(gw.log_for(&reply.request_id()).await["route"], "slow");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_certificate_is_served_to_new_connections_after_reload() {
+    let gw = Gateway::start(&reader_policy(&[("reader", READER_KEY)], ""));
+    let peer_cert = |tls: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>| {
+        tls.get_ref().1.peer_certificates().expect("cert")[0]
+            .as_ref()
+            .to_vec()
+    };
+    let before = peer_cert(&gw.tls_connect().await);
+    // A new pair for the same names, written over the files the policy names.
+    let out = Command::new(binary())
+        .args(["certs", "--out"])
+        .arg(gw.dir.path().join("next"))
+        .output()
+        .expect("certs");
+    assert!(out.status.success());
+    for (from, to) in [
+        ("next/gateway.pem", "gw.pem"),
+        ("next/gateway-key.pem", "gw-key.pem"),
+    ] {
+        std::fs::rename(gw.dir.path().join(from), gw.dir.path().join(to)).expect("move");
+    }
+    signal(&gw, "-HUP");
+    let expected = {
+        use rustls::pki_types::{pem::PemObject, CertificateDer};
+        CertificateDer::from_pem_file(gw.cert_path())
+            .expect("new cert")
+            .as_ref()
+            .to_vec()
+    };
+    assert_ne!(before, expected);
+    let mut served = before.clone();
+    for _ in 0..200 {
+        // The new certificate is trusted by a client built from the new file.
+        let config = tls_client_config(&gw.cert_path(), &[b"http/1.1"]);
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(gw.addr)
+            .await
+            .expect("connect");
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        if let Ok(tls) = connector.connect(name, tcp).await {
+            served = peer_cert(&tls);
+            if served == expected {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(served, expected, "{}", gw.stderr_text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigusr1_reopens_the_log_file_without_losing_a_line() {
+    let gw = Gateway::start(&reader_policy(
+        &[("reader", READER_KEY)],
+        "access_log:\n  format: json\n  output: access.log\n",
+    ));
+    let log = gw.dir.path().join("access.log");
+    let rotated = gw.dir.path().join("access.log.1");
+    let client = gw.client();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(
+            client
+                .get(&gw.url("/orders/1"), &[("x-api-key", READER_KEY)])
+                .await
+                .request_id(),
+        );
+    }
+    std::fs::rename(&log, &rotated).expect("rotate");
+    signal(&gw, "-USR1");
+    for _ in 0..200 {
+        if gw.stderr_text().contains("access log reopened") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    for _ in 0..5 {
+        ids.push(
+            client
+                .get(&gw.url("/orders/1"), &[("x-api-key", READER_KEY)])
+                .await
+                .request_id(),
+        );
+    }
+    let mut lines = Vec::new();
+    for _ in 0..200 {
+        lines = [&rotated, &log]
+            .iter()
+            .flat_map(|p| {
+                std::fs::read_to_string(p)
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if lines.len() >= ids.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    for id in &ids {
+        assert_eq!(
+            lines.iter().filter(|l| l.contains(id.as_str())).count(),
+            1,
+            "{id} in {lines:?}"
+        );
+    }
+    let new_file = std::fs::read_to_string(&log).expect("a new log file");
+    assert!(
+        new_file.contains(&ids[9]),
+        "the newest line goes to the new file"
+    );
+}
