@@ -184,5 +184,82 @@ fn bench_jwt(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench, bench_jwt);
+fn bench_limits(c: &mut Criterion) {
+    use authgate::ratelimit::{LimitSpec, RateLimits};
+    use std::sync::Arc;
+    let spec = LimitSpec {
+        count: 1_000_000,
+        per: std::time::Duration::from_secs(1),
+        burst: 1_000_000,
+    };
+    let limits = RateLimits::default();
+    let caller: Arc<str> = "key:bench".into();
+    c.bench_function("rate_limit_check/memory", |b| {
+        b.iter(|| black_box(limits.check_local(spec, black_box(&caller)).allowed))
+    });
+
+    // Redis on loopback, when redis-server is installed.
+    let Some(redis) = RedisProcess::start() else {
+        eprintln!("redis-server not found: skipping rate_limit_check/redis");
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let backend = Arc::new(
+        authgate::redis_backend::RedisBackend::new(&format!("redis://127.0.0.1:{}/", redis.port))
+            .expect("redis url"),
+    );
+    assert!(runtime.block_on(backend.connect()), "redis reachable");
+    let mut with_redis = RateLimits::default();
+    with_redis.redis = Some(backend);
+    c.bench_function("rate_limit_check/redis_loopback", |b| {
+        b.iter(|| black_box(runtime.block_on(with_redis.check(spec, &caller)).allowed))
+    });
+}
+
+/// A throwaway redis-server for the benchmark.
+struct RedisProcess {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl RedisProcess {
+    fn start() -> Option<RedisProcess> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(RedisProcess { port, child });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        None
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+criterion_group!(benches, bench, bench_jwt, bench_limits);
 criterion_main!(benches);
