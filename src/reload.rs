@@ -20,12 +20,19 @@ pub async fn reload(path: &Path, state: &GatewayState) {
         metrics::reload(false);
         tracing::error!("policy reload refused, the previous policy keeps serving:\n{e}");
     };
-    let mut loaded = match config::load(path) {
-        Ok(l) => l,
-        Err(e) => return refuse(&e),
-    };
-    let tls_config = match tls::server_config(&loaded.snapshot.server.tls) {
-        Ok(c) => c,
+    // Parsing and compiling (and reading certificates) run on a blocking
+    // thread: with one worker, doing it inline would stall every request.
+    let owned = path.to_path_buf();
+    let compiled = tokio::task::spawn_blocking(move || {
+        let loaded = config::load(&owned).map_err(|e| e.to_string())?;
+        let tls_config =
+            tls::server_config(&loaded.snapshot.server.tls).map_err(|e| e.to_string())?;
+        Ok::<_, String>((loaded, tls_config))
+    })
+    .await;
+    let (mut loaded, tls_config) = match compiled {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(e)) => return refuse(&e),
         Err(e) => return refuse(&e),
     };
     state.jwks.adopt(&mut loaded.snapshot.jwt).await;
