@@ -80,7 +80,8 @@ pub fn load_str(
 ) -> Result<Loaded, LoadError> {
     let mut diag = Diagnostics {
         file: path.to_path_buf(),
-        positions: Positions::of(text),
+        text,
+        positions: std::cell::OnceCell::new(),
         errors: Vec::new(),
         warnings: Vec::new(),
         suppressed: Vec::new(),
@@ -104,16 +105,22 @@ pub fn load_str(
 }
 
 /// Collects errors with positions while the file is checked.
-pub(crate) struct Diagnostics {
+pub(crate) struct Diagnostics<'a> {
     file: PathBuf,
-    positions: Positions,
+    text: &'a str,
+    /// Read only when a message needs a position: a valid file skips the second parse.
+    positions: std::cell::OnceCell<Positions>,
     errors: Vec<ConfigError>,
     warnings: Vec<ConfigError>,
     /// Paths whose broken value was removed; later errors below them are echoes.
     suppressed: Vec<String>,
 }
 
-impl Diagnostics {
+impl Diagnostics<'_> {
+    fn positions(&self) -> &Positions {
+        self.positions.get_or_init(|| Positions::of(self.text))
+    }
+
     fn at(&self, pos: Pos, message: String) -> ConfigError {
         ConfigError {
             file: self.file.clone(),
@@ -132,7 +139,7 @@ impl Diagnostics {
         if echo {
             return;
         }
-        let e = self.at(self.positions.value(path), message.into());
+        let e = self.at(self.positions().value(path), message.into());
         self.errors.push(e);
     }
 
@@ -142,7 +149,7 @@ impl Diagnostics {
 
     pub(crate) fn warning(&mut self, path: &str, message: impl Into<String>) {
         let e = self.at(
-            self.positions.value(path),
+            self.positions().value(path),
             format!("warning: {}", message.into()),
         );
         self.warnings.push(e);
@@ -154,6 +161,10 @@ impl Diagnostics {
 /// reads whole: every broken key is reported, and the remainder still goes
 /// through the semantic checks (with errors under a removed key suppressed).
 fn parse(text: &str, diag: &mut Diagnostics) -> Option<file::FileConfig> {
+    // The common case, a valid file, is read once, straight into the file types.
+    if let Ok(file) = serde_yaml::from_str::<Option<file::FileConfig>>(text) {
+        return Some(file.unwrap_or_default());
+    }
     let mut value: serde_yaml::Value = match serde_yaml::from_str(text) {
         Ok(serde_yaml::Value::Null) => serde_yaml::Value::Mapping(Default::default()),
         Ok(v) => v,
@@ -274,14 +285,14 @@ fn from_value(value: serde_yaml::Value) -> Result<file::FileConfig, FieldError> 
 fn report(diag: &mut Diagnostics, target: &str, e: &FieldError) {
     let (pos, message) = match &e.unknown_field {
         Some(_) => (
-            diag.positions.key(target),
+            diag.positions().key(target),
             format!(
                 "{target}: {}; check the spelling (SPEC §2 lists every key)",
                 e.message
             ),
         ),
         None => (
-            diag.positions.value(target),
+            diag.positions().value(target),
             format!("{target}: {}", e.message),
         ),
     };
