@@ -7,10 +7,12 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -19,24 +21,54 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[error("request body exceeds max_body_bytes")]
 pub struct BodyTooLarge;
 
-/// The caller's body, streamed, failing once it grows past the limit; works
-/// for chunked bodies, whose length nobody announced.
+/// The request body paused too long.
+#[derive(Debug, thiserror::Error)]
+#[error("request body stalled")]
+pub struct BodyStalled;
+
+/// Why a request body stopped, for the one who turns it into a response.
+#[derive(Debug, Default)]
+pub struct BodyFlags {
+    exceeded: AtomicBool,
+    stalled: AtomicBool,
+}
+
+impl BodyFlags {
+    /// The error a failed body read stands for, if the body itself failed.
+    pub fn error(&self) -> Option<crate::error::GatewayError> {
+        if self.exceeded.load(Ordering::Acquire) {
+            Some(crate::error::GatewayError::PayloadTooLarge)
+        } else if self.stalled.load(Ordering::Acquire) {
+            Some(crate::error::GatewayError::RequestTimeout)
+        } else {
+            None
+        }
+    }
+}
+
+/// The caller's body, streamed, failing once it grows past the limit (this
+/// works for chunked bodies, whose length nobody announced) or pauses
+/// longer than the idle timeout (slow POST).
 pub struct LimitedBody {
     inner: Incoming,
     remaining: u64,
-    exceeded: Arc<AtomicBool>,
+    idle: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    flags: Arc<BodyFlags>,
 }
 
 impl LimitedBody {
-    pub fn new(inner: Incoming, limit: u64) -> (Self, Arc<AtomicBool>) {
-        let exceeded = Arc::new(AtomicBool::new(false));
+    pub fn new(inner: Incoming, limit: u64, idle: Duration) -> (Self, Arc<BodyFlags>) {
+        let flags = Arc::new(BodyFlags::default());
         (
             LimitedBody {
                 inner,
                 remaining: limit,
-                exceeded: exceeded.clone(),
+                idle,
+                timer: None,
+                flags: flags.clone(),
             },
-            exceeded,
+            flags,
         )
     }
 }
@@ -51,10 +83,11 @@ impl Body for LimitedBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
+                self.timer = None;
                 if let Some(data) = frame.data_ref() {
                     let len = data.len() as u64;
                     if len > self.remaining {
-                        self.exceeded.store(true, Ordering::Release);
+                        self.flags.exceeded.store(true, Ordering::Release);
                         return Poll::Ready(Some(Err(Box::new(BodyTooLarge))));
                     }
                     self.remaining -= len;
@@ -63,7 +96,19 @@ impl Body for LimitedBody {
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                let idle = self.idle;
+                let timer = self
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        self.flags.stalled.store(true, Ordering::Release);
+                        Poll::Ready(Some(Err(Box::new(BodyStalled))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 

@@ -2,24 +2,23 @@
 //! the gateway's changes, so a newcomer can see exactly what an API behind
 //! authgate would be sent.
 
-use crate::body::LimitedBody;
+use crate::body::{BodyFlags, LimitedBody};
 use crate::error::GatewayError;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Map, Value};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Reads the whole (already capped) body and describes the request as JSON.
 pub async fn respond(
     req: Request<LimitedBody>,
-    body_exceeded: &AtomicBool,
+    flags: &BodyFlags,
 ) -> Result<Response<Bytes>, GatewayError> {
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) if body_exceeded.load(Ordering::Acquire) => {
-            return Err(GatewayError::PayloadTooLarge)
+        Err(_) if flags.error().is_some() => {
+            return Err(flags.error().unwrap_or(GatewayError::PayloadTooLarge))
         }
         Err(_) => {
             return Err(GatewayError::bad_request(

@@ -53,6 +53,8 @@ pub enum GatewayError {
     },
     NotFound,
     PayloadTooLarge,
+    /// The request body paused longer than `server.body_timeout` (slow POST).
+    RequestTimeout,
     RateLimited {
         retry_after_secs: u64,
     },
@@ -119,6 +121,7 @@ impl GatewayError {
             GatewayError::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             GatewayError::NotFound => StatusCode::NOT_FOUND,
             GatewayError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -135,6 +138,7 @@ impl GatewayError {
             GatewayError::InsufficientScope { .. } => "insufficient_scope",
             GatewayError::NotFound => "not_found",
             GatewayError::PayloadTooLarge => "payload_too_large",
+            GatewayError::RequestTimeout => "request_timeout",
             GatewayError::RateLimited { .. } => "rate_limited",
             GatewayError::BadGateway { .. } => "bad_gateway",
             GatewayError::GatewayTimeout => "gateway_timeout",
@@ -150,6 +154,7 @@ impl GatewayError {
             GatewayError::InsufficientScope { .. } => Decision::Forbidden,
             GatewayError::NotFound => Decision::NotFound,
             GatewayError::PayloadTooLarge => Decision::BadRequest,
+            GatewayError::RequestTimeout => Decision::BadRequest,
             GatewayError::RateLimited { .. } => Decision::RateLimited,
             GatewayError::BadGateway { .. } => Decision::UpstreamError,
             GatewayError::GatewayTimeout => Decision::UpstreamError,
@@ -166,6 +171,7 @@ impl GatewayError {
             GatewayError::InsufficientScope { reason, .. } => reason,
             GatewayError::NotFound => "no_route",
             GatewayError::PayloadTooLarge => "body_too_large",
+            GatewayError::RequestTimeout => "body_timeout",
             GatewayError::RateLimited { .. } => "rate_limited",
             GatewayError::BadGateway { reason } => reason,
             GatewayError::GatewayTimeout => "upstream_timeout",
@@ -188,6 +194,7 @@ impl GatewayError {
             }
             GatewayError::NotFound => "No route matches this request.",
             GatewayError::PayloadTooLarge => "The request body is larger than allowed.",
+            GatewayError::RequestTimeout => "The request body stalled.",
             GatewayError::RateLimited { .. } => "Too many requests; retry later.",
             GatewayError::BadGateway { .. } => "The upstream service could not be reached.",
             GatewayError::GatewayTimeout => "The upstream service did not answer in time.",
@@ -240,6 +247,7 @@ impl GatewayError {
             | GatewayError::HeadersTooLarge
             | GatewayError::NotFound
             | GatewayError::PayloadTooLarge
+            | GatewayError::RequestTimeout
             | GatewayError::BadGateway { .. }
             | GatewayError::GatewayTimeout => {}
         }

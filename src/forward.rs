@@ -1,7 +1,7 @@
 //! The upstream side: a pooled keep-alive client, streaming both ways, with
 //! failures classified by source (refused/reset → 502, too slow → 504).
 
-use crate::body::LimitedBody;
+use crate::body::{BodyFlags, LimitedBody};
 use crate::error::GatewayError;
 use crate::snapshot::{UpstreamSettings, UpstreamTarget};
 use http::{Request, Response};
@@ -10,12 +10,13 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// How long an idle upstream connection stays in the pool.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// An upstream response head larger than this is a 502, not a memory sink.
+pub const MAX_UPSTREAM_HEAD_BYTES: usize = 64 * 1024;
 
 /// Errors building the upstream client (bad CA file).
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +78,7 @@ impl Forwarder {
             .enable_http1()
             .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
+            .http1_max_buf_size(MAX_UPSTREAM_HEAD_BYTES)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new())
             .build(connector);
@@ -90,13 +92,27 @@ impl Forwarder {
     pub async fn send(
         &self,
         req: Request<LimitedBody>,
-        body_exceeded: &AtomicBool,
+        body: &BodyFlags,
     ) -> Result<Response<Incoming>, GatewayError> {
         match tokio::time::timeout(self.timeout, self.client.request(req)).await {
-            Err(_) => Err(GatewayError::GatewayTimeout),
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(_)) if body_exceeded.load(Ordering::Acquire) => {
-                Err(GatewayError::PayloadTooLarge)
+            Err(_) => Err(body.error().unwrap_or(GatewayError::GatewayTimeout)),
+            Ok(Ok(response)) => {
+                let head: usize = response
+                    .headers()
+                    .iter()
+                    .map(|(n, v)| n.as_str().len() + v.len() + 4)
+                    .sum();
+                if head > MAX_UPSTREAM_HEAD_BYTES {
+                    tracing::warn!(bytes = head, "upstream response head too large");
+                    return Err(GatewayError::BadGateway {
+                        reason: "upstream_head_too_large",
+                    });
+                }
+                Ok(response)
+            }
+            Ok(Err(e)) if body.error().is_some() => {
+                tracing::debug!(error = %e, "request body failed while forwarding");
+                Err(body.error().unwrap_or(GatewayError::PayloadTooLarge))
             }
             Ok(Err(e)) => {
                 let reason = if e.is_connect() {

@@ -22,6 +22,7 @@ pub mod secret;
 pub mod server;
 pub mod snapshot;
 pub mod tls;
+pub mod upgrade;
 
 use arc_swap::ArcSwap;
 use pipeline::GatewayState;

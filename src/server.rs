@@ -20,6 +20,10 @@ use tokio_rustls::TlsAcceptor;
 
 /// HTTP/2 streams one connection may have open at once.
 pub const MAX_CONCURRENT_STREAMS: u32 = 100;
+/// HTTP/2 streams reset by the client before the gateway saw them, at most.
+pub const MAX_PENDING_RESET_STREAMS: usize = 20;
+/// HTTP/2 streams the gateway may reset for protocol errors on one connection.
+pub const MAX_LOCAL_ERROR_RESET_STREAMS: usize = 1024;
 /// hyper refuses an HTTP/1 read buffer below this size.
 const HYPER_MIN_BUF: usize = 8192;
 
@@ -143,6 +147,10 @@ fn http_builder(server: &ServerSettings) -> auto::Builder<TokioExecutor> {
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        // Rapid reset (CVE-2023-44487): a client resetting streams faster
+        // than it lets them finish loses its connection.
+        .max_pending_accept_reset_streams(MAX_PENDING_RESET_STREAMS)
+        .max_local_error_reset_streams(MAX_LOCAL_ERROR_RESET_STREAMS)
         .max_header_list_size(server.max_header_bytes as u32)
         .keep_alive_interval(Some(server.idle_timeout))
         .keep_alive_timeout(Duration::from_secs(20));
@@ -196,7 +204,16 @@ pub async fn serve(
 ) {
     let server = state.snapshot.load().server.clone();
     let builder = http_builder(&server);
+    // Past `max_connections`, new connections wait in the kernel's backlog.
+    let slots = Arc::new(tokio::sync::Semaphore::new(server.max_connections));
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            _ = shutdown.changed() => break,
+        };
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -219,6 +236,7 @@ pub async fn serve(
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _guard = guard;
+            let _slot = slot;
             let activity = Arc::new(Activity {
                 epoch: Instant::now(),
                 last_ms: AtomicU64::new(0),

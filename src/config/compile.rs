@@ -173,6 +173,8 @@ fn server(
         max_body_bytes: f.max_body_bytes.map_or(DEFAULT_MAX_BODY_BYTES, |b| b.0),
         shutdown_grace: f.shutdown_grace.map_or(DEFAULT_SHUTDOWN_GRACE, |d| d.0),
         trusted_proxies,
+        max_connections: f.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS).max(1),
+        body_timeout: f.body_timeout.map_or(DEFAULT_BODY_TIMEOUT, |d| d.0),
     })
 }
 

@@ -36,6 +36,10 @@ pub struct ServerFile {
     pub max_body_bytes: Option<ByteSize>,
     pub shutdown_grace: Option<Duration>,
     pub trusted_proxies: Vec<String>,
+    /// Extension to SPEC §2: open client connections at most; more wait.
+    pub max_connections: Option<usize>,
+    /// Extension to SPEC §2: longest pause inside a request body.
+    pub body_timeout: Option<Duration>,
     /// Extension to SPEC §2: entries of the verified-token cache.
     pub token_cache_entries: Option<usize>,
 }

@@ -211,6 +211,8 @@ mod tests {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             trusted_proxies: trusted.iter().filter_map(|t| t.parse().ok()).collect(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
         }
     }
 

@@ -13,7 +13,7 @@ use crate::error::{Decision, GatewayError};
 use crate::forward::{self, Forwarder};
 use crate::snapshot::{SharedSnapshot, Snapshot, UpstreamTarget};
 use headers::{RequestIds, X_REQUEST_ID};
-use http::header::{HeaderValue, CONTENT_LENGTH, HOST, USER_AGENT};
+use http::header::{HeaderValue, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, USER_AGENT};
 use http::{Request, Response, Version};
 use hyper::body::Incoming;
 use route::RouteAuth;
@@ -157,6 +157,7 @@ async fn run(
     if header_bytes(req.headers()) > snapshot.server.max_header_bytes {
         return Err(GatewayError::HeadersTooLarge);
     }
+    refuse_hostile_targets(&req)?;
     // 1. Normalize.
     let path = normalize::normalize(req.uri().path())
         .map_err(|e| GatewayError::bad_request(e.reason(), e.description()))?
@@ -252,8 +253,47 @@ async fn run(
     if announced.is_some_and(|len| len > snapshot.server.max_body_bytes) {
         return Err(GatewayError::PayloadTooLarge);
     }
-    let req = prepare_upstream_request(snapshot, conn, req, &path, identity.as_deref())?;
-    forward(snapshot, state, record, req).await
+    let websocket = crate::upgrade::requested(&req).then(|| hyper::upgrade::on(&mut req));
+    let mut req = prepare_upstream_request(snapshot, conn, req, &path, identity.as_deref())?;
+    if websocket.is_some() {
+        crate::upgrade::restore_headers(req.headers_mut());
+    }
+    forward(snapshot, state, record, req, websocket).await
+}
+
+/// Refuses what hyper accepts but a gateway must not pass on: `CONNECT`
+/// (no tunnels to arbitrary hosts) and an absolute-form target naming
+/// another host than `Host` (RFC 9112 §3.2.2: the two must not disagree).
+fn refuse_hostile_targets(req: &Request<Incoming>) -> Result<(), GatewayError> {
+    if req.method() == http::Method::CONNECT {
+        return Err(GatewayError::bad_request(
+            "connect_not_allowed",
+            "CONNECT is not served.",
+        ));
+    }
+    if req.version() <= Version::HTTP_11 {
+        // Request smuggling (RFC 9112 §6.1, §6.3): one framing, stated once,
+        // or the gateway and the upstream may disagree on where a request ends.
+        let te: Vec<&http::HeaderValue> = req.headers().get_all(TRANSFER_ENCODING).iter().collect();
+        let cl = req.headers().get_all(CONTENT_LENGTH).iter().count();
+        let chunked_only = te.len() == 1 && te[0].as_bytes().eq_ignore_ascii_case(b"chunked");
+        if cl > 1 || (!te.is_empty() && (cl > 0 || !chunked_only)) {
+            return Err(GatewayError::bad_request(
+                "ambiguous_framing",
+                "The request's Content-Length and Transfer-Encoding are ambiguous.",
+            ));
+        }
+        if let Some(authority) = req.uri().authority() {
+            let host = req.headers().get(HOST).and_then(|h| h.to_str().ok());
+            if host.is_none_or(|h| !h.eq_ignore_ascii_case(authority.as_str())) {
+                return Err(GatewayError::bad_request(
+                    "absolute_form_host_mismatch",
+                    "The request target names another host than the Host header.",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Rewrites the caller's request into the one the upstream receives (SPEC §3 step 8).
@@ -292,9 +332,14 @@ async fn forward(
     state: &GatewayState,
     record: &mut RequestRecord,
     req: Request<Incoming>,
+    websocket: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<(http::response::Parts, Payload), GatewayError> {
     let (parts, body) = req.into_parts();
-    let (body, exceeded) = LimitedBody::new(body, snapshot.server.max_body_bytes);
+    let (body, exceeded) = LimitedBody::new(
+        body,
+        snapshot.server.max_body_bytes,
+        snapshot.server.body_timeout,
+    );
     let req = Request::from_parts(parts, body);
     let started = Instant::now();
     let result = match snapshot.upstream.target {
@@ -302,9 +347,15 @@ async fn forward(
             let (parts, bytes) = r.into_parts();
             (parts, Payload::json(bytes))
         }),
-        UpstreamTarget::Http { .. } => state.forwarder.send(req, &exceeded).await.map(|r| {
+        UpstreamTarget::Http { .. } => state.forwarder.send(req, &exceeded).await.map(|mut r| {
+            let switching = r.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+            let upstream_upgrade = switching.then(|| hyper::upgrade::on(&mut r));
             let (mut parts, body) = r.into_parts();
             headers::remove_hop_by_hop(&mut parts.headers);
+            if let (Some(client), Some(upstream)) = (websocket, upstream_upgrade) {
+                crate::upgrade::restore_headers(&mut parts.headers);
+                tokio::spawn(crate::upgrade::tunnel(client, upstream));
+            }
             (parts, Payload::Upstream(body))
         }),
     };

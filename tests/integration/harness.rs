@@ -148,7 +148,16 @@ impl Drop for Upstream {
     }
 }
 
-async fn record(req: Request<Incoming>, log: Arc<Mutex<Vec<Received>>>) -> Response<Full<Bytes>> {
+async fn record(
+    mut req: Request<Incoming>,
+    log: Arc<Mutex<Vec<Received>>>,
+) -> Response<Full<Bytes>> {
+    // `/ws…`: accept the upgrade, then echo every byte back.
+    let upgrade = req
+        .uri()
+        .path()
+        .starts_with("/ws")
+        .then(|| hyper::upgrade::on(&mut req));
     let (parts, mut body) = req.into_parts();
     let mut body_bytes = 0;
     let mut body_complete = true;
@@ -170,6 +179,32 @@ async fn record(req: Request<Incoming>, log: Arc<Mutex<Vec<Received>>>) -> Respo
     });
     if parts.uri.path().starts_with("/slow") {
         tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    if let Some(upgrade) = upgrade {
+        tokio::spawn(async move {
+            if let Ok(upgraded) = upgrade.await {
+                let mut io = TokioIo::new(upgraded);
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = io.read(&mut buf).await {
+                    if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        return Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header("upgrade", "websocket")
+            .header("connection", "Upgrade")
+            .header("sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+            .body(Full::new(Bytes::new()))
+            .expect("101");
+    }
+    if parts.uri.path().starts_with("/huge-header") {
+        return Response::builder()
+            .header("x-huge", "h".repeat(100 * 1024))
+            .body(Full::new(Bytes::from_static(b"never")))
+            .expect("response");
     }
     Response::builder()
         .header("x-upstream", "yes")

@@ -3,6 +3,7 @@
 mod cli;
 mod forwarding;
 mod harness;
+mod hostile;
 mod idp;
 mod jwks_clock;
 mod lifecycle;
