@@ -219,3 +219,84 @@ async fn an_upstream_refusing_the_upgrade_ends_the_exchange_cleanly() {
         .await;
     assert_eq!(reply.status, 200);
 }
+
+async fn h2_connect(
+    gw: &Gateway,
+) -> (
+    h2::client::SendRequest<bytes::Bytes>,
+    tokio::task::JoinHandle<()>,
+) {
+    let config = tls_client_config(&gw.cert_path(), &[b"h2"]);
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(gw.addr)
+        .await
+        .expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = connector.connect(name, tcp).await.expect("tls");
+    let (client, connection) = h2::client::handshake(tls).await.expect("h2 handshake");
+    let task = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    (client, task)
+}
+
+fn h2_request(gw: &Gateway, path: &str) -> http::Request<()> {
+    http::Request::get(format!("https://localhost:{}{path}", gw.addr.port()))
+        .body(())
+        .expect("request")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_rapid_reset_is_cut_off_and_others_are_still_served() {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&policy(&upstream.url()));
+    let (client, task) = h2_connect(&gw).await;
+    let mut client = client;
+    // CVE-2023-44487: open a stream and cancel it at once, again and again.
+    let mut sent = 0;
+    for _ in 0..10_000 {
+        let ready = tokio::time::timeout(CLIENT_TIMEOUT, client.clone().ready()).await;
+        let Ok(Ok(ready)) = ready else { break };
+        client = ready;
+        match client.send_request(h2_request(&gw, "/slow"), true) {
+            Ok((_response, mut stream)) => {
+                stream.send_reset(h2::Reason::CANCEL);
+                sent += 1;
+            }
+            Err(_) => break,
+        }
+    }
+    assert!(
+        sent < 10_000,
+        "the gateway never closed a connection that reset {sent} streams"
+    );
+    task.abort();
+    // A well-behaved client on a new connection is served.
+    let reply = gw.client_h2().get(&gw.url("/healthz"), &[]).await;
+    assert_eq!(reply.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_header_lists_over_the_limit_are_refused() {
+    let gw = Gateway::start_with("  max_header_bytes: 4KiB", &policy("echo"));
+    let (client, _task) = h2_connect(&gw).await;
+    let mut client = client.ready().await.expect("ready");
+    let mut req = h2_request(&gw, "/healthz");
+    for i in 0..20 {
+        req.headers_mut().insert(
+            http::HeaderName::from_bytes(format!("x-pad-{i}").as_bytes()).expect("name"),
+            http::HeaderValue::from_str(&"p".repeat(1000)).expect("value"),
+        );
+    }
+    let outcome = match client.send_request(req, true) {
+        Ok((response, _)) => tokio::time::timeout(CLIENT_TIMEOUT, response)
+            .await
+            .expect("in time")
+            .map(|r| r.status().as_u16()),
+        Err(e) => Err(e),
+    };
+    // Either a 431 or a refused stream/connection: never a 200 for 20 KB of headers.
+    assert!(!matches!(outcome, Ok(200)), "{outcome:?}");
+    let reply = gw.client_h2().get(&gw.url("/healthz"), &[]).await;
+    assert_eq!(reply.status, 200);
+}

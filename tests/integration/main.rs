@@ -8,6 +8,7 @@ mod idp;
 mod jwks_clock;
 mod lifecycle;
 mod limits;
+mod properties;
 mod readme;
 mod requests;
 mod scale_out;
