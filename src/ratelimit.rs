@@ -100,6 +100,23 @@ type Pool<K, C> = Mutex<HashMap<LimitSpec, Arc<Keyed<K, C>>>>;
 
 type Keyed<K, C> = RateLimiter<K, DashMapStateStore<K>, C, StateInformationMiddleware>;
 
+/// The pool's limiter for `spec`, made on first use.
+fn pooled<K: std::hash::Hash + Eq + Clone, C: Clock + Clone>(
+    pool: &Pool<K, C>,
+    spec: LimitSpec,
+    clock: &C,
+) -> Arc<Keyed<K, C>> {
+    let mut map = pool.lock().unwrap_or_else(|e| e.into_inner());
+    map.entry(spec)
+        .or_insert_with(|| {
+            Arc::new(
+                RateLimiter::dashmap_with_clock(spec.quota(), clock.clone())
+                    .with_middleware::<StateInformationMiddleware>(),
+            )
+        })
+        .clone()
+}
+
 /// All in-process buckets. Limiters are shared by identical specs, so a
 /// caller whose effective limit is unchanged keeps its bucket across a reload.
 pub struct RateLimits<C: Clock + Clone = DefaultClock> {
@@ -129,27 +146,11 @@ impl<C: Clock + Clone> RateLimits<C> {
     }
 
     fn caller_limiter(&self, spec: LimitSpec) -> Arc<Keyed<Arc<str>, C>> {
-        let mut map = self.callers.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(spec)
-            .or_insert_with(|| {
-                Arc::new(
-                    RateLimiter::dashmap_with_clock(spec.quota(), self.clock.clone())
-                        .with_middleware::<StateInformationMiddleware>(),
-                )
-            })
-            .clone()
+        pooled(&self.callers, spec, &self.clock)
     }
 
     fn ip_limiter(&self, spec: LimitSpec) -> Arc<Keyed<IpAddr, C>> {
-        let mut map = self.ips.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(spec)
-            .or_insert_with(|| {
-                Arc::new(
-                    RateLimiter::dashmap_with_clock(spec.quota(), self.clock.clone())
-                        .with_middleware::<StateInformationMiddleware>(),
-                )
-            })
-            .clone()
+        pooled(&self.ips, spec, &self.clock)
     }
 
     /// Keeps the limiters a new policy uses (unchanged specs keep their

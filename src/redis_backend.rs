@@ -131,6 +131,26 @@ impl RedisBackend {
         }
     }
 
+    /// The value of a Redis call bounded by a timeout; any failure marks
+    /// the outage (logged once) and yields `None`.
+    fn settle<T>(
+        &self,
+        result: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+        what: &str,
+    ) -> Option<T> {
+        match result {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(e)) => {
+                self.mark_degraded(&e.to_string());
+                None
+            }
+            Err(_) => {
+                self.mark_degraded(&format!("{what} timed out"));
+                None
+            }
+        }
+    }
+
     fn connection(&self) -> Option<ConnectionManager> {
         if self.is_degraded() {
             return None;
@@ -155,27 +175,18 @@ impl RedisBackend {
             call.invoke_async::<(i64, i64, i64, i64)>(&mut conn),
         )
         .await;
-        match result {
-            Ok(Ok((allowed, remaining, reset_us, retry_us))) => Some(Outcome {
-                allowed: allowed == 1,
-                limit: spec.burst,
-                remaining: remaining.max(0) as u32,
-                reset_secs: ceil_secs(Duration::from_micros(reset_us.max(0) as u64)),
-                retry_after_secs: if allowed == 1 {
-                    0
-                } else {
-                    ceil_secs(Duration::from_micros(retry_us.max(0) as u64)).max(1)
-                },
-            }),
-            Ok(Err(e)) => {
-                self.mark_degraded(&e.to_string());
-                None
-            }
-            Err(_) => {
-                self.mark_degraded("command timed out");
-                None
-            }
-        }
+        let (allowed, remaining, reset_us, retry_us) = self.settle(result, "rate-limit check")?;
+        Some(Outcome {
+            allowed: allowed == 1,
+            limit: spec.burst,
+            remaining: remaining.max(0) as u32,
+            reset_secs: ceil_secs(Duration::from_micros(reset_us.max(0) as u64)),
+            retry_after_secs: if allowed == 1 {
+                0
+            } else {
+                ceil_secs(Duration::from_micros(retry_us.max(0) as u64)).max(1)
+            },
+        })
     }
 
     fn revocation_key(entry: &Revocation) -> (String, String, u64) {
@@ -209,17 +220,8 @@ impl RedisBackend {
             .arg(&key)
             .arg(expires_at)
             .ignore();
-        match tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async::<()>(&mut conn)).await {
-            Ok(Ok(())) => true,
-            Ok(Err(e)) => {
-                self.mark_degraded(&e.to_string());
-                false
-            }
-            Err(_) => {
-                self.mark_degraded("command timed out");
-                false
-            }
-        }
+        let result = tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async::<()>(&mut conn)).await;
+        self.settle(result, "revocation write").is_some()
     }
 
     /// Stores a revocation for every replica; during an outage it is kept
@@ -274,17 +276,8 @@ impl RedisBackend {
             }
             Ok::<_, redis::RedisError>(out)
         };
-        match tokio::time::timeout(REDIS_TIMEOUT * 4, load).await {
-            Ok(Ok(list)) => Some(list),
-            Ok(Err(e)) => {
-                self.mark_degraded(&e.to_string());
-                None
-            }
-            Err(_) => {
-                self.mark_degraded("revocation sync timed out");
-                None
-            }
-        }
+        let result = tokio::time::timeout(REDIS_TIMEOUT * 4, load).await;
+        self.settle(result, "revocation sync")
     }
 }
 

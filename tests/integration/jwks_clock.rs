@@ -25,11 +25,8 @@ impl Clock for FakeClock {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rotated_key_is_fetched_once_then_passes_and_floods_wait_30s() {
-    let old = SigningKey::generate(Algorithm::RS256, "k1");
-    let idp = Idp::start(&[&old]).await;
-    let issuer = "https://clock.test/";
+/// A policy with one issuer whose JWKS the test IdP serves.
+fn remote_issuer_policy(idp: &Idp, issuer: &str) -> authgate::config::Loaded {
     let policy = format!(
         "server:\n  tls: {{cert: c.pem, key: k.pem}}\nupstream: {{url: echo}}\njwt:
   - issuer: {issuer}
@@ -41,8 +38,15 @@ routes:
 ",
         idp.url("/jwks.json")
     );
-    let mut loaded = authgate::config::load_str(&policy, std::path::Path::new("t.yaml"), &|_| None)
-        .expect("policy");
+    authgate::config::load_str(&policy, std::path::Path::new("t.yaml"), &|_| None).expect("policy")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_is_fetched_once_then_passes_and_floods_wait_30s() {
+    let old = SigningKey::generate(Algorithm::RS256, "k1");
+    let idp = Idp::start(&[&old]).await;
+    let issuer = "https://clock.test/";
+    let mut loaded = remote_issuer_policy(&idp, issuer);
     let clock = Arc::new(FakeClock(Mutex::new(Instant::now())));
     let remote = Arc::new(RemoteKeys::new(
         issuer.into(),
@@ -101,19 +105,7 @@ async fn the_verified_token_cache_is_dropped_when_keys_rotate() {
     let k1 = SigningKey::generate(Algorithm::RS256, "k1");
     let idp = Idp::start(&[&k1]).await;
     let issuer = "https://cache.test/";
-    let policy = format!(
-        "server:\n  tls: {{cert: c.pem, key: k.pem}}\nupstream: {{url: echo}}\njwt:
-  - issuer: {issuer}
-    audiences: [{AUDIENCE}]
-    algorithms: [RS256]
-    jwks_url: {}
-routes:
-  - path: /**
-",
-        idp.url("/jwks.json")
-    );
-    let mut loaded = authgate::config::load_str(&policy, std::path::Path::new("t.yaml"), &|_| None)
-        .expect("policy");
+    let mut loaded = remote_issuer_policy(&idp, issuer);
     let IssuerKeys::Remote(remote) = loaded.snapshot.jwt.issuers[issuer].keys.clone() else {
         panic!("remote keys expected");
     };

@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# End-to-end load benchmark on one machine, authgate and HAProxy side by side.
+# The proxy under test is pinned to core 0 with one worker thread; wrk and the
+# upstream share core 1. TLS keep-alive, 50 connections, each job run 3 times
+# interleaved; the table shows medians. Usage: bash benches/e2e.sh [seconds-per-run]
+#
+# Jobs: (a) direct to the upstream, plain HTTP   (b) proxy, route without auth
+#       (c) API key from a 10,000-key policy      (d) HS256 JWT
+#       (e) RS256 JWT, one token repeated         (f) RS256 JWT, a fresh token per request
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-4}
+ROUNDS=3
+CONNS=50
+FRESH_TOKENS=${FRESH_TOKENS:-40000}
+need() { command -v "$1" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; }
+need wrk wrk
+need haproxy haproxy
+# The held connections plus the proxies' own descriptors.
+ulimit -n "$(ulimit -Hn)"
+HOLD=$(( $(ulimit -n) > 12000 ? 10000 : $(ulimit -n) - 2000 ))
+cargo build --release --quiet --bin authgate --example bench_upstream --example bench_tool
+BIN=target/release
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+echo "== preparing keys, tokens and policies in $WORK"
+$BIN/authgate certs --out "$WORK" >/dev/null
+cat "$WORK/gateway.pem" "$WORK/gateway-key.pem" > "$WORK/combined.pem"
+$BIN/examples/bench_tool tokens "$WORK" "$FRESH_TOKENS"
+HS_SECRET=bench-hs-secret-bench-hs-secret-0123
+export BENCH_HS_SECRET=$HS_SECRET
+python3 - "$WORK" <<'PY'
+import hashlib, sys
+w = sys.argv[1]
+keys, mapping = [], []
+for i in range(10000):
+    d = hashlib.sha256(f"agk_bench_{i}".encode()).hexdigest()
+    keys += [f"    - id: client-{i}", f"      sha256: {d}", "      scopes: [read]"]
+    mapping.append(f"{d} client-{i}")
+open(f"{w}/keys.map", "w").write("\n".join(mapping) + "\n")
+policy = f"""server:
+  listen: 127.0.0.1:18443
+  workers: 1
+  max_connections: 20000
+  idle_timeout: 120s
+  tls: {{cert: gateway.pem, key: gateway-key.pem}}
+upstream: {{url: "http://127.0.0.1:18080"}}
+jwt:
+  - issuer: https://hs.bench/
+    audiences: [bench]
+    algorithms: [HS256]
+    hs_secret_env: BENCH_HS_SECRET
+  - issuer: https://rs.bench/
+    audiences: [bench]
+    algorithms: [RS256]
+    jwks_file: jwks.json
+api_keys:
+  keys:
+{chr(10).join(keys)}
+rate_limits:
+  default: {{ rate: 4000000000/s, burst: 4000000000 }}
+routes:
+  - {{name: open, path: /open, auth: none}}
+  - {{name: key, path: /key, auth: [api_key]}}
+  - {{name: jwt-hs, path: /jwt-hs, auth: [jwt]}}
+  - {{name: jwt-rs, path: /jwt-rs, auth: [jwt]}}
+access_log: {{output: access.log}}
+"""
+open(f"{w}/gateway.yaml", "w").write(policy)
+PY
+cat > "$WORK/haproxy.cfg" <<CFG
+global
+  nbthread 1
+  maxconn 9000
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 120s
+  timeout server 30s
+  timeout http-keep-alive 120s
+frontend fe
+  bind 127.0.0.1:19443 ssl crt $WORK/combined.pem alpn h2,http/1.1
+  stick-table type string len 64 size 200k expire 60s store http_req_rate(1s)
+  http-request set-var(txn.bearer) http_auth_bearer
+  http-request deny deny_status 401 if { path /key } !{ req.hdr(x-api-key),sha2(256),hex,lower,map($WORK/keys.map) -m found }
+  http-request deny deny_status 401 if { path /jwt-hs } !{ var(txn.bearer),jwt_verify("HS256","$HS_SECRET") -m int 1 }
+  http-request deny deny_status 401 if { path /jwt-rs } !{ var(txn.bearer),jwt_verify("RS256","$WORK/rs_public.pem") -m int 1 }
+  http-request track-sc0 req.hdr(x-api-key) if { path /key }
+  http-request track-sc0 var(txn.bearer),jwt_payload_query('$.sub') if { path_beg /jwt }
+  http-request deny deny_status 429 if { sc_http_req_rate(0) gt 4000000000 }
+  default_backend be
+backend be
+  http-reuse always
+  server up 127.0.0.1:18080
+CFG
+echo 'wrk.headers["X-API-Key"] = "agk_bench_4242"' > "$WORK/key.lua"
+echo "wrk.headers[\"Authorization\"] = \"Bearer $(cat "$WORK/hs_token")\"" > "$WORK/hs.lua"
+echo "wrk.headers[\"Authorization\"] = \"Bearer $(cat "$WORK/rs_token")\"" > "$WORK/rs.lua"
+cat > "$WORK/fresh.lua" <<LUA
+local tokens, i = {}, 0
+for line in io.lines("$WORK/rs_tokens") do tokens[#tokens + 1] = line end
+request = function()
+  i = i % #tokens + 1
+  return wrk.format(nil, nil, { ["Authorization"] = "Bearer " .. tokens[i] })
+end
+LUA
+
+taskset -c 1 $BIN/examples/bench_upstream 127.0.0.1:18080 2>/dev/null & PIDS+=($!)
+(cd "$WORK" && exec taskset -c 0 "$OLDPWD/$BIN/authgate" run -c gateway.yaml 2>gw.err) & GW=$!; PIDS+=($GW)
+taskset -c 0 haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>"$WORK/haproxy.err" & PIDS+=($!)
+up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for _ in $(seq 100); do up 18443 && up 19443 && break; sleep 0.1; done
+up 18443 || { echo "authgate did not start:"; cat "$WORK/gw.err"; exit 1; }
+up 19443 || { echo "haproxy did not start:"; cat "$WORK/haproxy.err"; exit 1; }
+rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+IDLE_RSS=$(rss "$GW")
+
+echo "== both proxies must refuse bad credentials before anything is measured"
+code() { curl -sk -o /dev/null -w '%{http_code}' "$@" || { echo "cannot reach a proxy:"; tail -n 5 "$WORK/gw.err" "$WORK/haproxy.err"; exit 1; }; }
+BAD_TOKEN="$(cut -d. -f1,2 "$WORK/rs_token").$(cut -d. -f3 "$WORK/hs_token")"
+for port in 18443 19443; do
+  for check in "/key -H X-API-Key:agk_wrong" "/jwt-hs -H Authorization:Bearer.$BAD_TOKEN" "/jwt-rs -H Authorization:Bearer.$BAD_TOKEN"; do
+    set -- $check
+    header="${3/Bearer./Bearer }"
+    got=$(code "https://127.0.0.1:$port$1" -H "$header")
+    [ "$got" = 401 ] || { echo "port $port accepted a bad credential on $1 (HTTP $got)"; exit 1; }
+  done
+  [ "$(code "https://127.0.0.1:$port/key" -H 'X-API-Key: agk_bench_7')" = 200 ] || { echo "port $port refused a good key"; exit 1; }
+  [ "$(code "https://127.0.0.1:$port/jwt-rs" -H "Authorization: Bearer $(cat "$WORK/rs_token")")" = 200 ] || { echo "port $port refused a good token"; exit 1; }
+done
+echo "ok: bad keys and bad tokens get 401 from both"
+
+run() { # name url script
+  local out="$WORK/$1.$2.txt"
+  if [ -n "$4" ]; then taskset -c 1 wrk -t1 -c$CONNS -d${DURATION}s --latency -s "$4" "$3" >> "$out" 2>&1
+  else taskset -c 1 wrk -t1 -c$CONNS -d${DURATION}s --latency "$3" >> "$out" 2>&1; fi
+}
+LOAD_RSS=0
+for round in $(seq $ROUNDS); do
+  echo "== round $round/$ROUNDS"
+  run a direct http://127.0.0.1:18080/ ""
+  for proxy in authgate:18443 haproxy:19443; do
+    name=${proxy%%:*}; port=${proxy##*:}
+    run b $name "https://127.0.0.1:$port/open" ""
+    run c $name "https://127.0.0.1:$port/key" "$WORK/key.lua" &
+    if [ "$name" = authgate ] && [ "$round" = 1 ]; then sleep $((DURATION / 2)); LOAD_RSS=$(rss "$GW"); fi
+    wait $!
+    run d $name "https://127.0.0.1:$port/jwt-hs" "$WORK/hs.lua"
+    run e $name "https://127.0.0.1:$port/jwt-rs" "$WORK/rs.lua"
+    run f $name "https://127.0.0.1:$port/jwt-rs" "$WORK/fresh.lua"
+  done
+done
+
+echo "== $HOLD idle keep-alive TLS connections to authgate"
+BEFORE_HOLD=$(rss "$GW")
+taskset -c 1 $BIN/examples/bench_tool hold 127.0.0.1:18443 "$WORK/gateway.pem" "$HOLD" 20 2>"$WORK/hold.err" & HOLDER=$!
+for _ in $(seq 300); do grep -q holding "$WORK/hold.err" 2>/dev/null && break; sleep 0.1; done
+sleep 1
+HELD_RSS=$(rss "$GW")
+kill $HOLDER 2>/dev/null || true
+
+python3 - "$WORK" "$DURATION" "$IDLE_RSS" "$LOAD_RSS" "$BEFORE_HOLD" "$HELD_RSS" "$HOLD" <<'PY'
+import re, sys, statistics, os
+w, dur, idle, load, before, held, n = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
+def parse(path):
+    text = open(path).read()
+    rps = [float(x) for x in re.findall(r"Requests/sec:\s+([\d.]+)", text)]
+    def ms(tag):
+        out = []
+        for v, unit in re.findall(rf"^\s+{tag}\s+([\d.]+)(us|ms|s)\s*$", text, re.M):
+            out.append(float(v) * {"us": 0.001, "ms": 1, "s": 1000}[unit])
+        return out
+    errors = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", text))
+    return statistics.median(rps), statistics.median(ms("50%")), statistics.median(ms("99%")), errors
+jobs = {"a": "direct to upstream (plain HTTP)", "b": "no auth", "c": "API key, 10k-key policy",
+        "d": "HS256 JWT", "e": "RS256 JWT, same token", "f": "RS256 JWT, fresh token each"}
+res = {}
+for f in os.listdir(w):
+    m = re.match(r"([a-f])\.(\w+)\.txt$", f)
+    if m: res[(m[1], m[2])] = parse(os.path.join(w, f))
+print(f"\nmedians of 3 interleaved {dur}s runs, 50 TLS keep-alive connections, proxy on 1 core\n")
+print(f"{'job':34} {'proxy':9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+for j, label in jobs.items():
+    for proxy in (["direct"] if j == "a" else ["authgate", "haproxy"]):
+        r = res.get((j, proxy))
+        if r: print(f"{'('+j+') '+label:34} {proxy:9} {r[0]:9.0f} {r[1]:8.2f} {r[2]:8.2f} {r[3]:8d}")
+print("\nratios (requests/s)")
+b = res[("b", "authgate")][0]
+print(f"  authgate (b)/(a) TLS+proxy vs direct: {b / res[('a','direct')][0]:.2f}")
+for j in "cdef":
+    ag, hp = res[(j, "authgate")], res[(j, "haproxy")]
+    print(f"  ({j}) authgate/(b) {ag[0]/b:.2f}   authgate/HAProxy {ag[0]/hp[0]:.2f}   p99 authgate/HAProxy {ag[2]/hp[2]:.2f}")
+print(f"\nauthgate resident memory: idle {idle/1024:.1f} MiB, under load {load/1024:.1f} MiB, "
+      f"with {n} idle TLS connections {held/1024:.1f} MiB "
+      f"({(held-before)/n:.1f} KiB per connection)")
+PY
