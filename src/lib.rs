@@ -143,10 +143,10 @@ pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), Sta
     tracing::info!(open_connections = connections.count(), "shutting down");
     let _ = stop_tx.send(true);
     let _ = server_task.await;
-    if tokio::time::timeout(grace, connections.drained())
-        .await
-        .is_err()
-    {
+    let drained = tokio::time::timeout(grace, connections.drained()).await;
+    // Lines of the last requests are still in the buffer.
+    state.access_log.flush();
+    if drained.is_err() {
         tracing::warn!(
             open_connections = connections.count(),
             "shutdown grace period over; closing the remaining connections"
