@@ -145,11 +145,18 @@ fn run(config_path: PathBuf) -> Result<(), Failure> {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // One worker: a current-thread runtime, with no work stealing and no
+    // hand-offs between the main thread and a worker.
+    let mut builder = match loaded.snapshot.server.workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     builder.enable_all();
-    if let Some(n) = loaded.snapshot.server.workers {
-        builder.worker_threads(n);
-    }
     let runtime_ = builder
         .build()
         .map_err(|e| runtime(format!("cannot start the runtime: {e}")))?;

@@ -126,7 +126,7 @@ async fn broken_upstream_answers_become_502() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_max_connections_wait_for_a_free_slot() {
-    let gw = Gateway::start_with("  max_connections: 2", &policy("echo"));
+    let gw = Gateway::start_with("  max_connections: 2\n  workers: 1", &policy("echo"));
     let first = gw.tls_connect().await;
     let second = gw.tls_connect().await;
     let addr = gw.addr;

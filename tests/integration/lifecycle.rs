@@ -28,7 +28,11 @@ async fn read_until_closed(
 async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     let upstream = Upstream::start().await;
     let routes = "routes:\n  - name: slow\n    path: /slow\n    auth: none\n";
-    let mut gw = Gateway::start(&format!("upstream:\n  url: {}\n{routes}", upstream.url()));
+    // One worker: the current-thread runtime drains too.
+    let mut gw = Gateway::start_with(
+        "  workers: 1",
+        &format!("upstream:\n  url: {}\n{routes}", upstream.url()),
+    );
     let client = gw.client();
     let url = gw.url("/slow");
     let in_flight = tokio::spawn(async move { client.get(&url, &[]).await });
