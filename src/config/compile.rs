@@ -5,13 +5,10 @@ use super::file::{self, FileConfig};
 use super::Diagnostics;
 use crate::auth::api_key::{parse_digest, ApiKeyEntry, ApiKeyIndex};
 use crate::auth::{IdentityParts, Method as AuthMethod};
-use crate::pipeline::route::{PathPattern, Route, RouteAuth, RouteTable};
-use crate::ratelimit::{LimitPolicy, LimitSpec};
-use crate::secret::Secret;
 use crate::snapshot::*;
-use http::{HeaderName, Method};
+use http::HeaderName;
 use ipnet::IpNet;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,8 +26,8 @@ pub(super) fn compile(
             base_dir.join(p)
         }
     };
-    let admin = admin(file.admin, diag, env);
-    let (limits, redis_url) = rate_limits(file.rate_limits, diag, env);
+    let admin = super::operations::admin(file.admin, diag, env);
+    let (limits, redis_url) = super::operations::rate_limits(file.rate_limits, diag, env);
     if let Some(r) = &file.revocation {
         match r.backend.as_deref() {
             None | Some("memory") => {}
@@ -55,8 +52,8 @@ pub(super) fn compile(
         jwt: !jwt.issuers.is_empty(),
         introspection: !introspection.endpoints.is_empty(),
     };
-    let routes = routes(file.routes, kinds, &limits, diag);
-    check_limit_names(&api_keys, &jwt, &limits, diag);
+    let routes = super::routes::routes(file.routes, kinds, &limits, diag);
+    super::operations::check_limit_names(&api_keys, &jwt, &limits, diag);
     let access_log = access_log(file.access_log, diag, &resolve);
     Some(Snapshot {
         source: PathBuf::new(),
@@ -178,7 +175,7 @@ fn server(
     })
 }
 
-fn parse_addr(text: &str, path: &str, diag: &mut Diagnostics) -> Option<SocketAddr> {
+pub(super) fn parse_addr(text: &str, path: &str, diag: &mut Diagnostics) -> Option<SocketAddr> {
     match text.parse() {
         Ok(addr) => Some(addr),
         Err(_) => {
@@ -382,132 +379,6 @@ pub(super) fn check_scopes(scopes: &[String], path: &str, diag: &mut Diagnostics
     }
 }
 
-fn routes(
-    files: Vec<file::RouteFile>,
-    kinds: KindSet,
-    limits: &LimitPolicy,
-    diag: &mut Diagnostics,
-) -> RouteTable {
-    let mut table = RouteTable::default();
-    let mut names = HashMap::new();
-    for (i, r) in files.into_iter().enumerate() {
-        let at = |field: &str| format!("routes[{i}].{field}");
-        let pattern = match PathPattern::parse(&r.path) {
-            Ok(p) => Some(p),
-            Err(m) => {
-                diag.error(&at("path"), m);
-                None
-            }
-        };
-        let name = r.name.clone().unwrap_or_else(|| r.path.clone());
-        if let Some(first) = names.insert(name.clone(), i) {
-            diag.error(&at("name"), format!("route name `{name}` is already used by route {first}; names must be unique (they label logs and metrics)"));
-        }
-        let methods = r.methods.as_ref().map(|ms| {
-            ms.iter()
-                .enumerate()
-                .filter_map(
-                    |(j, m)| match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
-                        Ok(m) => Some(m),
-                        Err(_) => {
-                            diag.error(
-                                &format!("{}[{j}]", at("methods")),
-                                format!("`{m}` is not an HTTP method"),
-                            );
-                            None
-                        }
-                    },
-                )
-                .collect::<Vec<_>>()
-        });
-        if let Some(limit) = &r.rate_limit {
-            if !limits.named.contains_key(limit) {
-                diag.error(&at("rate_limit"), unknown_limit(limit, limits));
-            }
-        }
-        let auth = route_auth(r.auth.as_ref(), kinds, &at("auth"), diag);
-        if auth == Some(RouteAuth::None) && !r.scopes.is_empty() {
-            diag.error(
-                &at("scopes"),
-                "a route with `auth: none` cannot require scopes; remove `scopes` or `auth: none`",
-            );
-        }
-        check_scopes(&r.scopes, &at("scopes"), diag);
-        let (Some(pattern), Some(auth)) = (pattern, auth) else {
-            continue;
-        };
-        table.routes.push(Route {
-            name: name.into(),
-            pattern,
-            methods,
-            auth,
-            scopes_joined: r.scopes.join(" ").into(),
-            scopes: r.scopes.iter().map(|s| Arc::from(s.as_str())).collect(),
-            rate_limit: r.rate_limit,
-        });
-    }
-    if table.routes.is_empty() && diag.errors.is_empty() {
-        diag.error(
-            "",
-            "`routes` is empty, so every request would get 404; add at least one route",
-        );
-    }
-    for (earlier, later) in table.shadowed() {
-        diag.warning(
-            &format!("routes[{later}]"),
-            format!(
-                "route `{}` can never match: route `{}` above it matches every request it would",
-                table.routes[later].name, table.routes[earlier].name
-            ),
-        );
-    }
-    table
-}
-
-fn route_auth(
-    value: Option<&serde_yaml::Value>,
-    configured: KindSet,
-    path: &str,
-    diag: &mut Diagnostics,
-) -> Option<RouteAuth> {
-    let hint = "write `auth: none`, or a list of kinds from api_key, jwt, introspection";
-    let kinds = match value {
-        None => configured,
-        Some(serde_yaml::Value::String(s)) if s == "none" => return Some(RouteAuth::None),
-        Some(serde_yaml::Value::Sequence(items)) => {
-            let mut set = KindSet::default();
-            for (j, item) in items.iter().enumerate() {
-                let (flag, is_configured) = match item.as_str() {
-                    Some("api_key") => (&mut set.api_key, configured.api_key),
-                    Some("jwt") => (&mut set.jwt, configured.jwt),
-                    Some("introspection") => (&mut set.introspection, configured.introspection),
-                    _ => {
-                        diag.error(
-                            &format!("{path}[{j}]"),
-                            format!("unknown credential kind; {hint}"),
-                        );
-                        continue;
-                    }
-                };
-                if !is_configured {
-                    diag.error(&format!("{path}[{j}]"), "this credential kind is not configured in the policy, so the route could never be reached with it");
-                }
-                *flag = true;
-            }
-            set
-        }
-        Some(_) => {
-            diag.error(path, format!("`auth` is malformed; {hint}"));
-            return None;
-        }
-    };
-    if kinds.is_empty() {
-        diag.error(path, "this route needs a credential but the policy configures no api_keys, jwt or introspection; add one, or make the route `auth: none`");
-        return None;
-    }
-    Some(RouteAuth::Kinds(kinds))
-}
-
 fn access_log(
     f: file::AccessLogFile,
     diag: &mut Diagnostics,
@@ -532,135 +403,4 @@ fn access_log(
         format: format?,
         output,
     })
-}
-
-fn unknown_limit(name: &str, limits: &LimitPolicy) -> String {
-    let mut known: Vec<&str> = limits.named.keys().map(String::as_str).collect();
-    known.sort_unstable();
-    if known.is_empty() {
-        format!("`{name}` names a limit, but `rate_limits.limits` defines none")
-    } else {
-        format!(
-            "`{name}` is not a limit in `rate_limits.limits` (known: {})",
-            known.join(", ")
-        )
-    }
-}
-
-/// Keys and issuers may name their own limit; each name must exist.
-fn check_limit_names(
-    keys: &ApiKeyIndex,
-    jwt: &crate::auth::jwt::JwtVerifier,
-    limits: &LimitPolicy,
-    diag: &mut Diagnostics,
-) {
-    let mut named: Vec<(String, &str)> = Vec::new();
-    for entry in keys.by_digest.values() {
-        if let (Some(limit), Some(id)) = (&entry.identity.rate_limit, &entry.identity.key_id) {
-            named.push((format!("key `{id}`"), limit));
-        }
-    }
-    for issuer in jwt.issuers.values() {
-        if let Some(limit) = &issuer.rate_limit {
-            named.push((format!("issuer `{}`", issuer.issuer), limit));
-        }
-    }
-    for (who, limit) in named {
-        if !limits.named.contains_key(limit) {
-            diag.error(
-                "rate_limits",
-                format!("{who}: {}", unknown_limit(limit, limits)),
-            );
-        }
-    }
-}
-
-fn limit(f: &file::LimitFile, path: &str, diag: &mut Diagnostics) -> LimitSpec {
-    if f.burst == Some(0) {
-        diag.error(path, "`burst` must be at least 1");
-    }
-    LimitSpec::new(f.rate, f.burst)
-}
-
-fn rate_limits(
-    f: Option<file::RateLimitsFile>,
-    diag: &mut Diagnostics,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> (LimitPolicy, Option<Secret<String>>) {
-    let Some(f) = f else {
-        return (LimitPolicy::default(), None);
-    };
-    let mut policy = LimitPolicy {
-        default: f
-            .default
-            .as_ref()
-            .map(|l| limit(l, "rate_limits.default", diag)),
-        failed_auth_per_ip: f
-            .failed_auth_per_ip
-            .as_ref()
-            .map(|l| limit(l, "rate_limits.failed_auth_per_ip", diag)),
-        ..Default::default()
-    };
-    for (name, l) in &f.limits {
-        let spec = limit(l, &format!("rate_limits.limits.{name}"), diag);
-        policy.named.insert(name.clone(), spec);
-    }
-    let redis_url = match f.backend.as_deref() {
-        None | Some("memory") => None,
-        Some("redis") => {
-            let var = f.redis_url_env.as_deref().unwrap_or("AUTHGATE_REDIS_URL");
-            match env(var) {
-                Some(url) if redis::Client::open(url.as_str()).is_ok() => Some(Secret::new(url)),
-                Some(_) => {
-                    diag.error(
-                        "rate_limits.redis_url_env",
-                        format!("{var} does not hold a Redis URL such as redis://127.0.0.1:6379/"),
-                    );
-                    None
-                }
-                None => {
-                    diag.error("rate_limits.backend", format!("`backend: redis` needs the Redis URL in {var}; export it, e.g. {var}=redis://127.0.0.1:6379/"));
-                    None
-                }
-            }
-        }
-        Some(other) => {
-            diag.error(
-                "rate_limits.backend",
-                format!("`{other}` is not a backend; write `memory` or `redis`"),
-            );
-            None
-        }
-    };
-    (policy, redis_url)
-}
-
-/// How long an admin bearer token must be at least.
-pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
-pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
-
-fn admin(
-    f: Option<file::AdminFile>,
-    diag: &mut Diagnostics,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Option<AdminSettings> {
-    let f = f?;
-    let listen = parse_addr(
-        f.listen.as_deref().unwrap_or(DEFAULT_ADMIN_LISTEN),
-        "admin.listen",
-        diag,
-    )?;
-    let var = f.token_env.as_deref().unwrap_or("AUTHGATE_ADMIN_TOKEN");
-    let token = match env(var) {
-        Some(t) if t.len() >= MIN_ADMIN_TOKEN_BYTES => Some(Secret::new(t)),
-        Some(t) => {
-            diag.error("admin.token_env", format!("the admin token in {var} is {} bytes; it must be at least {MIN_ADMIN_TOKEN_BYTES}", t.len()));
-            None
-        }
-        None => {
-            diag.error("admin", format!("the admin API needs a bearer token in {var}; export it (e.g. {var}=$(head -c 24 /dev/urandom | base64))"));
-            None
-        }
-    };
-    Some(AdminSettings { listen, token })
 }

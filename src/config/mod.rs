@@ -2,7 +2,9 @@
 
 mod compile;
 pub mod file;
+mod operations;
 pub mod positions;
+mod routes;
 mod tokens;
 pub mod units;
 

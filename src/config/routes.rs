@@ -1,0 +1,141 @@
+//! Compiling `routes`: patterns, methods, accepted credential kinds,
+//! scopes, and the shadowed-route warnings of `authgate check`.
+
+use super::compile::check_scopes;
+use super::file;
+use super::Diagnostics;
+use crate::pipeline::route::{PathPattern, Route, RouteAuth, RouteTable};
+use crate::ratelimit::LimitPolicy;
+use crate::snapshot::KindSet;
+use http::Method;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub(super) fn routes(
+    files: Vec<file::RouteFile>,
+    kinds: KindSet,
+    limits: &LimitPolicy,
+    diag: &mut Diagnostics,
+) -> RouteTable {
+    let mut table = RouteTable::default();
+    let mut names = HashMap::new();
+    for (i, r) in files.into_iter().enumerate() {
+        let at = |field: &str| format!("routes[{i}].{field}");
+        let pattern = match PathPattern::parse(&r.path) {
+            Ok(p) => Some(p),
+            Err(m) => {
+                diag.error(&at("path"), m);
+                None
+            }
+        };
+        let name = r.name.clone().unwrap_or_else(|| r.path.clone());
+        if let Some(first) = names.insert(name.clone(), i) {
+            diag.error(&at("name"), format!("route name `{name}` is already used by route {first}; names must be unique (they label logs and metrics)"));
+        }
+        let methods = r.methods.as_ref().map(|ms| {
+            ms.iter()
+                .enumerate()
+                .filter_map(
+                    |(j, m)| match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+                        Ok(m) => Some(m),
+                        Err(_) => {
+                            diag.error(
+                                &format!("{}[{j}]", at("methods")),
+                                format!("`{m}` is not an HTTP method"),
+                            );
+                            None
+                        }
+                    },
+                )
+                .collect::<Vec<_>>()
+        });
+        if let Some(limit) = &r.rate_limit {
+            if !limits.named.contains_key(limit) {
+                diag.error(
+                    &at("rate_limit"),
+                    super::operations::unknown_limit(limit, limits),
+                );
+            }
+        }
+        let auth = route_auth(r.auth.as_ref(), kinds, &at("auth"), diag);
+        if auth == Some(RouteAuth::None) && !r.scopes.is_empty() {
+            diag.error(
+                &at("scopes"),
+                "a route with `auth: none` cannot require scopes; remove `scopes` or `auth: none`",
+            );
+        }
+        check_scopes(&r.scopes, &at("scopes"), diag);
+        let (Some(pattern), Some(auth)) = (pattern, auth) else {
+            continue;
+        };
+        table.routes.push(Route {
+            name: name.into(),
+            pattern,
+            methods,
+            auth,
+            scopes_joined: r.scopes.join(" ").into(),
+            scopes: r.scopes.iter().map(|s| Arc::from(s.as_str())).collect(),
+            rate_limit: r.rate_limit,
+        });
+    }
+    if table.routes.is_empty() && diag.errors.is_empty() {
+        diag.error(
+            "",
+            "`routes` is empty, so every request would get 404; add at least one route",
+        );
+    }
+    for (earlier, later) in table.shadowed() {
+        diag.warning(
+            &format!("routes[{later}]"),
+            format!(
+                "route `{}` can never match: route `{}` above it matches every request it would",
+                table.routes[later].name, table.routes[earlier].name
+            ),
+        );
+    }
+    table
+}
+
+fn route_auth(
+    value: Option<&serde_yaml::Value>,
+    configured: KindSet,
+    path: &str,
+    diag: &mut Diagnostics,
+) -> Option<RouteAuth> {
+    let hint = "write `auth: none`, or a list of kinds from api_key, jwt, introspection";
+    let kinds = match value {
+        None => configured,
+        Some(serde_yaml::Value::String(s)) if s == "none" => return Some(RouteAuth::None),
+        Some(serde_yaml::Value::Sequence(items)) => {
+            let mut set = KindSet::default();
+            for (j, item) in items.iter().enumerate() {
+                let (flag, is_configured) = match item.as_str() {
+                    Some("api_key") => (&mut set.api_key, configured.api_key),
+                    Some("jwt") => (&mut set.jwt, configured.jwt),
+                    Some("introspection") => (&mut set.introspection, configured.introspection),
+                    _ => {
+                        diag.error(
+                            &format!("{path}[{j}]"),
+                            format!("unknown credential kind; {hint}"),
+                        );
+                        continue;
+                    }
+                };
+                if !is_configured {
+                    diag.error(&format!("{path}[{j}]"), "this credential kind is not configured in the policy, so the route could never be reached with it");
+                }
+                *flag = true;
+            }
+            set
+        }
+        Some(_) => {
+            diag.error(path, format!("`auth` is malformed; {hint}"));
+            return None;
+        }
+    };
+    if kinds.is_empty() {
+        diag.error(path, "this route needs a credential but the policy configures no api_keys, jwt or introspection; add one, or make the route `auth: none`");
+        return None;
+    }
+    Some(RouteAuth::Kinds(kinds))
+}
