@@ -185,7 +185,7 @@ fn bench_jwt(c: &mut Criterion) {
 }
 
 fn bench_limits(c: &mut Criterion) {
-    use authgate::ratelimit::{LimitSpec, RateLimits};
+    use authgate::ratelimit::{Caller, LimitSpec, RateLimits};
     use std::sync::Arc;
     let spec = LimitSpec {
         count: 1_000_000,
@@ -193,7 +193,7 @@ fn bench_limits(c: &mut Criterion) {
         burst: 1_000_000,
     };
     let limits = RateLimits::default();
-    let caller: Arc<str> = "key:bench".into();
+    let caller = Caller::new("key:bench");
     c.bench_function("rate_limit_check/memory", |b| {
         b.iter(|| black_box(limits.check_local(spec, black_box(&caller)).allowed))
     });

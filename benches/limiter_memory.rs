@@ -2,9 +2,8 @@
 //! distinct callers made one request each, and after idle buckets are evicted.
 //! Run: `cargo bench --bench limiter_memory`
 
-use authgate::ratelimit::{LimitSpec, RateLimits};
+use authgate::ratelimit::{Caller, LimitSpec, RateLimits};
 use governor::clock::FakeRelativeClock;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn resident_mib() -> f64 {
@@ -28,7 +27,7 @@ fn main() {
     let baseline = resident_mib();
     let started = Instant::now();
     for i in 0..1_000_000u32 {
-        let caller: Arc<str> = format!("key:client-{i}").into();
+        let caller = Caller::new(format!("key:client-{i}"));
         limits.check_local(spec, &caller);
     }
     let elapsed = started.elapsed();

@@ -69,6 +69,28 @@ impl LimitPolicy {
     }
 }
 
+/// Whose bucket: the caller's name (key id, or token `iss`+`sub`) and a
+/// keyed 64-bit hash of it. In-process buckets are keyed by the hash, so a
+/// million callers cost no small allocation each (which the allocator would
+/// keep after eviction); the random hash key keeps collisions unforgeable.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub name: Arc<str>,
+    hash: u64,
+}
+
+static CALLER_HASHER: std::sync::LazyLock<std::collections::hash_map::RandomState> =
+    std::sync::LazyLock::new(std::collections::hash_map::RandomState::new);
+
+impl Caller {
+    pub fn new(name: impl Into<Arc<str>>) -> Caller {
+        use std::hash::BuildHasher;
+        let name = name.into();
+        let hash = CALLER_HASHER.hash_one(&*name);
+        Caller { name, hash }
+    }
+}
+
 /// A rate-limit decision and the numbers for its headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Outcome {
@@ -121,7 +143,7 @@ fn pooled<K: std::hash::Hash + Eq + Clone, C: Clock + Clone>(
 /// caller whose effective limit is unchanged keeps its bucket across a reload.
 pub struct RateLimits<C: Clock + Clone = DefaultClock> {
     clock: C,
-    callers: Pool<Arc<str>, C>,
+    callers: Pool<u64, C>,
     ips: Pool<IpAddr, C>,
     /// IPs whose failed-auth bucket is empty, until when.
     blocked: dashmap::DashMap<IpAddr, C::Instant>,
@@ -145,7 +167,7 @@ impl<C: Clock + Clone> RateLimits<C> {
         }
     }
 
-    fn caller_limiter(&self, spec: LimitSpec) -> Arc<Keyed<Arc<str>, C>> {
+    fn caller_limiter(&self, spec: LimitSpec) -> Arc<Keyed<u64, C>> {
         pooled(&self.callers, spec, &self.clock)
     }
 
@@ -176,9 +198,9 @@ impl<C: Clock + Clone> RateLimits<C> {
     }
 
     /// Checks (and spends one request of) `caller`'s bucket in this process.
-    pub fn check_local(&self, spec: LimitSpec, caller: &Arc<str>) -> Outcome {
+    pub fn check_local(&self, spec: LimitSpec, caller: &Caller) -> Outcome {
         let limiter = self.caller_limiter(spec);
-        match limiter.check_key(caller) {
+        match limiter.check_key(&caller.hash) {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
                 let used = spec.burst.saturating_sub(remaining);
@@ -205,9 +227,9 @@ impl<C: Clock + Clone> RateLimits<C> {
 
     /// Checks `caller`: in Redis when the backend is Redis and reachable,
     /// else in this process.
-    pub async fn check(&self, spec: LimitSpec, caller: &Arc<str>) -> Outcome {
+    pub async fn check(&self, spec: LimitSpec, caller: &Caller) -> Outcome {
         if let Some(redis) = &self.redis {
-            if let Some(outcome) = redis.gcra(&format!("c:{caller}"), spec, 1).await {
+            if let Some(outcome) = redis.gcra(&format!("c:{}", caller.name), spec, 1).await {
                 return outcome;
             }
         }
@@ -309,7 +331,7 @@ mod tests {
     fn burst_then_refusal_with_retry_after_and_reset() {
         let (l, _) = limits();
         let s = spec(10, 60, 3); // one request per 6 s, bucket of 3
-        let who: Arc<str> = "key:a".into();
+        let who = Caller::new("key:a");
         let first = l.check_local(s, &who);
         assert_eq!(
             (
@@ -335,7 +357,7 @@ mod tests {
     fn buckets_refill_with_time() {
         let (l, clock) = limits();
         let s = spec(1, 1, 2);
-        let who: Arc<str> = "key:a".into();
+        let who = Caller::new("key:a");
         assert!(l.check_local(s, &who).allowed);
         assert!(l.check_local(s, &who).allowed);
         let refused = l.check_local(s, &who);
@@ -359,9 +381,9 @@ mod tests {
     fn callers_have_separate_buckets() {
         let (l, _) = limits();
         let s = spec(1, 60, 1);
-        assert!(l.check_local(s, &"key:a".into()).allowed);
-        assert!(!l.check_local(s, &"key:a".into()).allowed);
-        assert!(l.check_local(s, &"key:b".into()).allowed);
+        assert!(l.check_local(s, &Caller::new("key:a")).allowed);
+        assert!(!l.check_local(s, &Caller::new("key:a")).allowed);
+        assert!(l.check_local(s, &Caller::new("key:b")).allowed);
     }
 
     #[test]
@@ -387,7 +409,7 @@ mod tests {
     fn unchanged_limits_keep_their_buckets_across_a_reload() {
         let (l, _) = limits();
         let s = spec(1, 60, 1);
-        let who: Arc<str> = "key:a".into();
+        let who = Caller::new("key:a");
         assert!(l.check_local(s, &who).allowed);
         l.adopt(&LimitPolicy {
             default: Some(s),
@@ -429,7 +451,7 @@ mod tests {
         let (l, clock) = limits();
         let s = spec(10, 1, 5);
         for i in 0..1000 {
-            l.check_local(s, &format!("key:{i}").into());
+            l.check_local(s, &Caller::new(format!("key:{i}")));
         }
         assert_eq!(l.tracked_callers(), 1000);
         clock.advance(Duration::from_secs(5));

@@ -48,7 +48,7 @@ pub struct Identity {
     /// The name of this caller's own rate limit, if any.
     pub rate_limit: Option<Arc<str>>,
     /// The caller's rate-limit bucket: the key id, or the token's `iss`+`sub`.
-    pub caller: Arc<str>,
+    pub caller: crate::ratelimit::Caller,
     pub token: Option<TokenFacts>,
     /// The identity headers to send upstream (SPEC §2 `identity`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
@@ -116,15 +116,14 @@ impl IdentityParts<'_> {
                 }
             }
         }
-        let caller: Arc<str> = match (&self.key_id, self.method) {
-            (Some(id), Method::ApiKey) => format!("key:{id}").into(),
+        let caller = crate::ratelimit::Caller::new(match (&self.key_id, self.method) {
+            (Some(id), Method::ApiKey) => format!("key:{id}"),
             _ => format!(
                 "tok:{} {}",
                 self.issuer.as_deref().unwrap_or(""),
                 self.subject
-            )
-            .into(),
-        };
+            ),
+        });
         Identity {
             caller,
             method: self.method,
