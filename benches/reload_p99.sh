@@ -2,10 +2,13 @@
 # p99 latency of a steady load through the gateway, without reloads and while
 # a policy of 10,000 API keys is reloaded every second; and whether any
 # request failed. One machine: gateway pinned to core 0 (one worker thread),
-# wrk and the upstream on core 1. Usage: bash benches/reload_p99.sh [seconds]
+# wrk and the upstream on core 1; PIN=0 pins nothing and lets the system
+# spread the threads. Usage: [PIN=0] bash benches/reload_p99.sh [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10}
+PIN=${PIN:-1}
+on_core() { local core=$1; shift; if [ "$PIN" = 1 ]; then taskset -c "$core" "$@"; else "$@"; fi; }
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --quiet --bin authgate --example bench_upstream
 WORK=$(mktemp -d)
@@ -13,7 +16,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-taskset -c 1 target/release/examples/bench_upstream 127.0.0.1:18080 2>/dev/null &
+on_core 1 target/release/examples/bench_upstream 127.0.0.1:18080 2>/dev/null &
 PIDS+=($!)
 
 python3 - "$WORK" <<'PY'
@@ -32,12 +35,12 @@ cat > "$WORK/key.lua" <<'LUA'
 wrk.headers["X-API-Key"] = "agk_bench_4242"
 LUA
 
-taskset -c 0 target/release/authgate run -c "$WORK/gateway.yaml" >/dev/null 2>"$WORK/gw.err" &
+on_core 0 target/release/authgate run -c "$WORK/gateway.yaml" >/dev/null 2>"$WORK/gw.err" &
 GW=$!
 PIDS+=($GW)
 for _ in $(seq 100); do grep -q "listening addr" "$WORK/gw.err" && break; sleep 0.1; done
 
-run_wrk() { taskset -c 1 wrk -t1 -c32 -d"${DURATION}s" --latency -s "$WORK/key.lua" https://127.0.0.1:18443/orders/1; }
+run_wrk() { on_core 1 wrk -t1 -c32 -d"${DURATION}s" --latency -s "$WORK/key.lua" https://127.0.0.1:18443/orders/1; }
 p99() { awk '$1=="99%"{print $2}' "$1"; }
 rps() { awk '/Requests\/sec/{print $2}' "$1"; }
 failures() { awk '/Non-2xx/{n+=$NF} /Socket errors/{gsub(",","");n+=$4+$6+$8+$10} END{print n+0}' "$1"; }
