@@ -171,77 +171,11 @@ async fn run(
     record.route = Some(route.name.clone());
     // 3. Strip what only the gateway may say.
     headers::strip_identity(req.headers_mut(), &snapshot.identity);
-    // 4–6. Authenticate and authorize.
+    // 4–7. Authenticate, check revocation, authorize, rate-limit.
     let identity = match &route.auth {
         RouteAuth::None => None,
         RouteAuth::Kinds(accepted) => {
-            let credential = auth::extract(req.headers(), &snapshot.api_keys.header)?.ok_or(
-                GatewayError::Unauthenticated {
-                    api_key_configured: snapshot.kinds.api_key,
-                },
-            )?;
-            // Brute-force guard: an IP out of failed attempts is not heard.
-            if let Some(guard) = snapshot.limits.failed_auth_per_ip {
-                if let Some(retry_after_secs) =
-                    state.limits.ip_blocked(guard, record.client_ip).await
-                {
-                    return Err(GatewayError::RateLimited { retry_after_secs });
-                }
-            }
-            let not_accepted = || GatewayError::InsufficientScope {
-                scheme: credential.scheme(),
-                reason: "credential_kind_not_accepted",
-                scopes: route.scopes_joined.clone(),
-            };
-            // A bearer token where the route takes none is refused unread.
-            let bearer = matches!(credential, auth::Credential::Bearer(_));
-            if bearer && snapshot.kinds.bearer() && !accepted.bearer() {
-                return Err(not_accepted());
-            }
-            let kind = auth::classify(&credential, snapshot.kinds)?;
-            record.auth_method = Some(kind_name(kind));
-            if !auth::kind_accepted(*accepted, kind) {
-                return Err(not_accepted());
-            }
-            let identity = auth::authenticate(snapshot, &credential, kind).await?;
-            record.subject = Some(identity.subject.clone());
-            record.key_id.clone_from(&identity.key_id);
-            // 5. Revocation.
-            if let Some(facts) = &identity.token {
-                let iss = identity.issuer.as_deref().unwrap_or("");
-                if state
-                    .revocations
-                    .is_revoked(iss, &identity.subject, facts, unix_now())
-                {
-                    return Err(GatewayError::invalid_credential(
-                        crate::error::Scheme::Bearer,
-                        "token_revoked",
-                        "The token has been revoked.",
-                    ));
-                }
-            }
-            // 6. Authorize.
-            if !route.scopes.iter().all(|s| identity.scopes.contains(s)) {
-                return Err(GatewayError::InsufficientScope {
-                    scheme: credential.scheme(),
-                    reason: "missing_scope",
-                    scopes: route.scopes_joined.clone(),
-                });
-            }
-            // 7. Rate-limit the caller.
-            let limit = snapshot
-                .limits
-                .effective(route.rate_limit.as_deref(), identity.rate_limit.as_deref());
-            if let Some(spec) = limit {
-                let outcome = state.limits.check(spec, &identity.caller).await;
-                record.rate_limit = Some(outcome);
-                if !outcome.allowed {
-                    return Err(GatewayError::RateLimited {
-                        retry_after_secs: outcome.retry_after_secs,
-                    });
-                }
-            }
-            Some(identity)
+            Some(admit(snapshot, state, route, *accepted, req.headers(), record).await?)
         }
     };
     // 8. Forward.
@@ -259,6 +193,84 @@ async fn run(
         crate::upgrade::restore_headers(req.headers_mut());
     }
     forward(snapshot, state, record, req, websocket).await
+}
+
+/// SPEC §3 steps 4–7 for a route that needs a credential: who is calling,
+/// whether their token is revoked, whether they hold the route's scopes,
+/// and whether their rate limit lets them through.
+async fn admit(
+    snapshot: &Snapshot,
+    state: &GatewayState,
+    route: &route::Route,
+    accepted: crate::snapshot::KindSet,
+    headers: &http::HeaderMap,
+    record: &mut RequestRecord,
+) -> Result<Arc<Identity>, GatewayError> {
+    let credential = auth::extract(headers, &snapshot.api_keys.header)?.ok_or(
+        GatewayError::Unauthenticated {
+            api_key_configured: snapshot.kinds.api_key,
+        },
+    )?;
+    // Brute-force guard: an IP out of failed attempts is not heard.
+    if let Some(guard) = snapshot.limits.failed_auth_per_ip {
+        if let Some(retry_after_secs) = state.limits.ip_blocked(guard, record.client_ip).await {
+            return Err(GatewayError::RateLimited { retry_after_secs });
+        }
+    }
+    let not_accepted = || GatewayError::InsufficientScope {
+        scheme: credential.scheme(),
+        reason: "credential_kind_not_accepted",
+        scopes: route.scopes_joined.clone(),
+    };
+    // A bearer token where the route takes none is refused unread.
+    let bearer = matches!(credential, auth::Credential::Bearer(_));
+    if bearer && snapshot.kinds.bearer() && !accepted.bearer() {
+        return Err(not_accepted());
+    }
+    let kind = auth::classify(&credential, snapshot.kinds)?;
+    record.auth_method = Some(kind_name(kind));
+    if !auth::kind_accepted(accepted, kind) {
+        return Err(not_accepted());
+    }
+    let identity = auth::authenticate(snapshot, &credential, kind).await?;
+    record.subject = Some(identity.subject.clone());
+    record.key_id.clone_from(&identity.key_id);
+    // 5. Revocation.
+    if let Some(facts) = &identity.token {
+        let iss = identity.issuer.as_deref().unwrap_or("");
+        if state
+            .revocations
+            .is_revoked(iss, &identity.subject, facts, unix_now())
+        {
+            return Err(GatewayError::invalid_credential(
+                crate::error::Scheme::Bearer,
+                "token_revoked",
+                "The token has been revoked.",
+            ));
+        }
+    }
+    // 6. Authorize.
+    if !route.scopes.iter().all(|s| identity.scopes.contains(s)) {
+        return Err(GatewayError::InsufficientScope {
+            scheme: credential.scheme(),
+            reason: "missing_scope",
+            scopes: route.scopes_joined.clone(),
+        });
+    }
+    // 7. Rate-limit the caller.
+    let limit = snapshot
+        .limits
+        .effective(route.rate_limit.as_deref(), identity.rate_limit.as_deref());
+    if let Some(spec) = limit {
+        let outcome = state.limits.check(spec, &identity.caller).await;
+        record.rate_limit = Some(outcome);
+        if !outcome.allowed {
+            return Err(GatewayError::RateLimited {
+                retry_after_secs: outcome.retry_after_secs,
+            });
+        }
+    }
+    Ok(identity)
 }
 
 /// Refuses what hyper accepts but a gateway must not pass on: `CONNECT`
