@@ -75,8 +75,13 @@ cat > "$WORK/haproxy.cfg" <<CFG
 global
   nbthread 1
   maxconn 9000
+  log 127.0.0.1:5514 local0
 defaults
   mode http
+  # One log line per request, as authgate writes (same work), sent the way
+  # HAProxy is usually run: to syslog over UDP (here a sink that drops it).
+  log global
+  option httplog
   timeout connect 2s
   timeout client 120s
   timeout server 30s
@@ -109,8 +114,15 @@ end
 LUA
 
 taskset -c 1 $BIN/examples/bench_upstream 127.0.0.1:18080 2>/dev/null & PIDS+=($!)
+taskset -c 1 python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('127.0.0.1', 5514))
+while True:
+    s.recv(65535)
+" & PIDS+=($!)
 (cd "$WORK" && exec taskset -c 0 "$OLDPWD/$BIN/authgate" run -c gateway.yaml 2>gw.err) & GW=$!; PIDS+=($GW)
-taskset -c 0 haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>"$WORK/haproxy.err" & PIDS+=($!)
+taskset -c 0 haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>"$WORK/haproxy.err" & PIDS+=($!)
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for _ in $(seq 100); do up 18443 && up 19443 && break; sleep 0.1; done
 up 18443 || { echo "authgate did not start:"; cat "$WORK/gw.err"; exit 1; }

@@ -12,7 +12,8 @@ use std::sync::LazyLock;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub route: String,
+    /// Shared with the compiled route: labelling a request allocates nothing.
+    pub route: Option<std::sync::Arc<str>>,
     pub status: u16,
     pub decision: &'static str,
 }
@@ -119,7 +120,7 @@ pub fn observe_request(record: &RequestRecord, duration_secs: f64) {
     let m = &*METRICS;
     m.requests
         .get_or_create(&RequestLabels {
-            route: record.route.as_deref().unwrap_or("").to_string(),
+            route: record.route.clone(),
             status: record.status,
             decision: record.decision.as_str(),
         })
