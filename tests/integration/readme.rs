@@ -13,7 +13,7 @@ async fn readme_curl_example_works_against_the_shipped_policy() {
     let readme = manifest_file("README.md");
     let example = readme
         .split("```sh")
-        .find(|block| block.contains("curl -sk https://127.0.0.1:8443/orders/42?expand=lines"))
+        .find(|block| block.contains("curl -sk 'https://127.0.0.1:8443/orders/42?expand=lines'"))
         .expect("README quick-start curl example");
     let key = example
         .split("X-API-Key: ")
