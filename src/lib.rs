@@ -47,6 +47,8 @@ pub enum StartError {
     AccessLog(std::io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("cannot start the policy-reload thread: {0}")]
+    ReloadThread(std::io::Error),
     #[error("{0}")]
     Redis(String),
 }
@@ -112,6 +114,7 @@ pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), Sta
     let mut hangup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
     let mut user1 = signal(SignalKind::user_defined1()).map_err(StartError::Signals)?;
     let mut file_changes = reload::watch(&config_path);
+    let policy_worker = reload::PolicyWorker::start().map_err(StartError::ReloadThread)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_rx_admin = stop_rx.clone();
@@ -135,8 +138,8 @@ pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), Sta
         tokio::select! {
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
-            _ = hangup.recv() => reload::reload(&config_path, &state).await,
-            Some(()) = file_changes.recv() => reload::reload(&config_path, &state).await,
+            _ = hangup.recv() => reload::reload(&config_path, &state, &policy_worker).await,
+            Some(()) = file_changes.recv() => reload::reload(&config_path, &state, &policy_worker).await,
             _ = user1.recv() => state.access_log.reopen(),
         }
     }

@@ -3,6 +3,7 @@
 //! atomic swap. An invalid file is refused and the running policy stays.
 
 use crate::pipeline::GatewayState;
+use crate::snapshot::Snapshot;
 use crate::{config, metrics, tls};
 use notify::{RecursiveMode, Watcher};
 use std::path::{Path, PathBuf};
@@ -13,39 +14,110 @@ use tokio::sync::mpsc;
 /// Editors write a file in several steps; changes closer than this are one.
 pub const WATCH_DEBOUNCE: Duration = Duration::from_millis(200);
 
+/// A long-lived thread at the lowest CPU priority that compiles new policies
+/// and frees replaced ones. It is started once: a thread started (and
+/// reniced by a child process) per reload cost requests on a busy core more
+/// latency than a whole 10,000-key compile.
+pub struct PolicyWorker {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+enum Job {
+    Compile {
+        path: PathBuf,
+        reply: tokio::sync::oneshot::Sender<Result<Compiled, String>>,
+    },
+    Retire(Arc<Snapshot>),
+}
+
+type Compiled = (config::Loaded, rustls::ServerConfig);
+
+impl PolicyWorker {
+    pub fn start() -> std::io::Result<Self> {
+        let (jobs, queue) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("policy-reload".into())
+            .spawn(move || {
+                lower_own_priority();
+                work(&queue);
+            })?;
+        Ok(Self { jobs })
+    }
+
+    async fn compile(&self, path: &Path) -> Result<Compiled, String> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Job::Compile {
+            path: path.to_path_buf(),
+            reply,
+        };
+        self.jobs
+            .send(job)
+            .map_err(|_| "the policy-reload thread has stopped".to_string())?;
+        answer
+            .await
+            .map_err(|_| "the policy-reload thread has stopped".to_string())?
+    }
+
+    /// Frees a replaced snapshot once the requests that started under it
+    /// are done: freeing 10,000 keys on a request's worker thread would show
+    /// in that request's latency.
+    fn retire(&self, old: Arc<Snapshot>) {
+        // If the thread is gone, the last request to finish frees it instead.
+        let _ = self.jobs.send(Job::Retire(old));
+    }
+}
+
+fn work(queue: &std::sync::mpsc::Receiver<Job>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut retired: Vec<(Arc<Snapshot>, std::time::Instant)> = Vec::new();
+    loop {
+        let job = if retired.is_empty() {
+            queue.recv().ok()
+        } else {
+            match queue.recv_timeout(RETIRE_POLL) {
+                Ok(job) => Some(job),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        };
+        match job {
+            Some(Job::Compile { path, reply }) => {
+                let _ = reply.send(compile(&path));
+            }
+            Some(Job::Retire(old)) => {
+                retired.push((old, std::time::Instant::now() + RETIRE_WAIT));
+            }
+            None if retired.is_empty() => return,
+            None => {}
+        }
+        // Dropping our handle frees a snapshot nobody else holds; past the
+        // wait, the last request to finish frees it.
+        let now = std::time::Instant::now();
+        retired.retain(|(old, give_up)| Arc::strong_count(old) > 1 && now < *give_up);
+    }
+}
+
+fn compile(path: &Path) -> Result<Compiled, String> {
+    let loaded = config::load(path).map_err(|e| e.to_string())?;
+    let tls_config = tls::server_config(&loaded.snapshot.server.tls).map_err(|e| e.to_string())?;
+    Ok((loaded, tls_config))
+}
+
+/// How often the policy thread looks whether a retired snapshot is free.
+const RETIRE_POLL: Duration = Duration::from_millis(10);
+/// How long a retired snapshot waits for its last request.
+const RETIRE_WAIT: Duration = Duration::from_secs(30);
+
 /// Loads the policy again; a valid one (with loadable TLS files) is swapped
 /// in whole, an invalid one is refused and the running policy keeps serving.
-pub async fn reload(path: &Path, state: &GatewayState) {
-    let refuse = |e: &dyn std::fmt::Display| {
-        metrics::reload(false);
-        tracing::error!("policy reload refused, the previous policy keeps serving:\n{e}");
-    };
-    // Parsing and compiling (and reading certificates) run on a thread of
-    // their own at the lowest CPU priority: with one worker on one core,
-    // doing it inline would stall every request for the length of the parse.
-    let owned = path.to_path_buf();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let spawned = std::thread::Builder::new()
-        .name("policy-reload".into())
-        .spawn(move || {
-            lower_own_priority();
-            let compiled = config::load(&owned)
-                .map_err(|e| e.to_string())
-                .and_then(|loaded| {
-                    let tls_config = tls::server_config(&loaded.snapshot.server.tls)
-                        .map_err(|e| e.to_string())?;
-                    Ok((loaded, tls_config))
-                });
-            let _ = tx.send(compiled);
-        });
-    if let Err(e) = spawned {
-        return refuse(&e);
-    }
-    let compiled = rx.await;
-    let (mut loaded, tls_config) = match compiled {
-        Ok(Ok(pair)) => pair,
-        Ok(Err(e)) => return refuse(&e),
-        Err(e) => return refuse(&e),
+pub async fn reload(path: &Path, state: &GatewayState, worker: &PolicyWorker) {
+    let (mut loaded, tls_config) = match worker.compile(path).await {
+        Ok(compiled) => compiled,
+        Err(e) => {
+            metrics::reload(false);
+            tracing::error!("policy reload refused, the previous policy keeps serving:\n{e}");
+            return;
+        }
     };
     state.jwks.adopt(&mut loaded.snapshot.jwt).await;
     let old = state.snapshot.load();
@@ -75,7 +147,7 @@ pub async fn reload(path: &Path, state: &GatewayState) {
     state.limits.adopt(&new.limits);
     state.tls.store(Arc::new(tls_config));
     let retired = state.snapshot.swap(Arc::new(loaded.snapshot));
-    retire(retired);
+    worker.retire(retired);
     metrics::reload(true);
     for w in &loaded.warnings {
         tracing::warn!("{w}");
@@ -83,10 +155,12 @@ pub async fn reload(path: &Path, state: &GatewayState) {
     tracing::info!(file = %path.display(), "policy reloaded");
 }
 
-/// Lowers the calling thread's CPU priority to the minimum (nice 19), so
-/// that serving traffic always wins over compiling a policy. Linux names a
-/// thread by its id under /proc/thread-self; elsewhere this does nothing.
-/// (SCHED_IDLE was measured too: it starves reloads on a saturated core.)
+/// Puts the calling thread in the idle scheduling class (SCHED_IDLE), or
+/// failing that at nice 19, so that serving traffic always wins over
+/// compiling a policy: an idle-class thread runs when the core has nothing
+/// else to do and gives way the moment a request's thread wakes. Linux names
+/// a thread by its id under /proc/thread-self; elsewhere this does nothing.
+/// Called once, for the policy thread's whole life (see `PolicyWorker`).
 fn lower_own_priority() {
     let Ok(link) = std::fs::read_link("/proc/thread-self") else {
         return;
@@ -98,33 +172,18 @@ fn lower_own_priority() {
     else {
         return;
     };
-    let _ = std::process::Command::new("renice")
-        .args(["-n", "19", "-p", &tid])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
+    let quietly = |program: &str, args: &[&str]| {
+        std::process::Command::new(program)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    if !quietly("chrt", &["--idle", "--pid", "0", &tid]) {
+        quietly("renice", &["-n", "19", "-p", &tid]);
+    }
 }
-
-/// Frees a replaced snapshot on a blocking thread once the requests that
-/// started under it are done: freeing 10,000 keys on a request's worker
-/// thread would show in that request's latency.
-fn retire(old: Arc<crate::snapshot::Snapshot>) {
-    let _ = std::thread::Builder::new()
-        .name("policy-retire".into())
-        .spawn(move || {
-            lower_own_priority();
-            for _ in 0..RETIRE_POLLS {
-                if Arc::strong_count(&old) == 1 {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            drop(old);
-        });
-}
-
-/// How long (in 10 ms steps) a retired snapshot waits for its last request.
-const RETIRE_POLLS: usize = 3_000;
 
 /// Watches the policy file. The directory is watched, not the file, so an
 /// editor that writes a new file and renames it over the old one is seen.
