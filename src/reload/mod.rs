@@ -1,0 +1,112 @@
+//! Policy reload (SPEC §6): on SIGHUP or a change of the file on disk,
+//! parse → validate → compile off the hot path, then publish with one
+//! atomic swap. An invalid file is refused and the running policy stays.
+
+use crate::metrics;
+use crate::pipeline::GatewayState;
+use notify::{RecursiveMode, Watcher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+mod policy_thread;
+pub use policy_thread::PolicyWorker;
+
+/// Editors write a file in several steps; changes closer than this are one.
+pub const WATCH_DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Loads the policy again; a valid one (with loadable TLS files) is swapped
+/// in whole, an invalid one is refused and the running policy keeps serving.
+pub async fn reload(path: &Path, state: &GatewayState, worker: &PolicyWorker) {
+    let (mut loaded, tls_config) = match worker.compile(path).await {
+        Ok(compiled) => compiled,
+        Err(e) => {
+            metrics::reload(false);
+            tracing::error!("policy reload refused, the previous policy keeps serving:\n{e}");
+            return;
+        }
+    };
+    state.jwks.adopt(&mut loaded.snapshot.jwt).await;
+    let old = state.snapshot.load();
+    let new = &loaded.snapshot;
+    if new.server.listen != old.server.listen {
+        tracing::warn!("server.listen changed; the new address needs a restart");
+    }
+    if new.admin.as_ref().map(|a| a.listen) != old.admin.as_ref().map(|a| a.listen) {
+        tracing::warn!("admin.listen changed; the new address needs a restart");
+    }
+    if new.redis_url.is_some() != old.redis_url.is_some() {
+        tracing::warn!("rate_limits.backend changed; the new backend needs a restart");
+    }
+    if new.access_log.output != old.access_log.output
+        || new.access_log.format != old.access_log.format
+    {
+        tracing::warn!("access_log changed; the new output or format needs a restart");
+    }
+    if new.upstream.connect_timeout != old.upstream.connect_timeout
+        || new.upstream.timeout != old.upstream.timeout
+        || new.upstream.ca != old.upstream.ca
+    {
+        tracing::warn!(
+            "upstream timeouts or CA changed; they apply after a restart (the URL applies now)"
+        );
+    }
+    state.limits.adopt(&new.limits);
+    state.tls.store(Arc::new(tls_config));
+    let retired = state.snapshot.swap(Arc::new(loaded.snapshot));
+    worker.retire(retired);
+    metrics::reload(true);
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    tracing::info!(file = %path.display(), "policy reloaded");
+}
+
+/// Watches the policy file. The directory is watched, not the file, so an
+/// editor that writes a new file and renames it over the old one is seen.
+/// Returns a channel that yields once per (debounced) change.
+pub fn watch(path: &Path) -> mpsc::Receiver<()> {
+    let (tx, rx) = mpsc::channel(1);
+    let file_name = path.file_name().map(|n| n.to_os_string());
+    let dir: PathBuf = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<()>();
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        if event.kind.is_access() {
+            return;
+        }
+        let ours = event
+            .paths
+            .iter()
+            .any(|p| p.file_name().map(|n| n.to_os_string()) == file_name);
+        if ours {
+            let _ = raw_tx.send(());
+        }
+    });
+    let mut watcher = match watcher {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the policy file; reload with SIGHUP");
+            return rx;
+        }
+    };
+    if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+        tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the policy directory; reload with SIGHUP");
+        return rx;
+    }
+    tokio::spawn(async move {
+        let _watcher = watcher; // lives as long as this task
+        while raw_rx.recv().await.is_some() {
+            tokio::time::sleep(WATCH_DEBOUNCE).await;
+            while raw_rx.try_recv().is_ok() {}
+            if tx.send(()).await.is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
