@@ -115,6 +115,18 @@ pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), Sta
     let mut user1 = signal(SignalKind::user_defined1()).map_err(StartError::Signals)?;
     let mut file_changes = reload::watch(&config_path);
     let policy_worker = reload::PolicyWorker::start().map_err(StartError::ReloadThread)?;
+    // Reloads run in a task of their own so that a slow one (a saturated
+    // core gives the policy thread little CPU) never holds up SIGTERM. One
+    // waiting request is enough: it reads the file as it is when it starts.
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<()>(1);
+    {
+        let (path, state) = (config_path.clone(), state.clone());
+        tokio::spawn(async move {
+            while reload_rx.recv().await.is_some() {
+                reload::reload(&path, &state, &policy_worker).await;
+            }
+        });
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_rx_admin = stop_rx.clone();
@@ -138,8 +150,8 @@ pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), Sta
         tokio::select! {
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
-            _ = hangup.recv() => reload::reload(&config_path, &state, &policy_worker).await,
-            Some(()) = file_changes.recv() => reload::reload(&config_path, &state, &policy_worker).await,
+            _ = hangup.recv() => { let _ = reload_tx.try_send(()); }
+            Some(()) = file_changes.recv() => { let _ = reload_tx.try_send(()); }
             _ = user1.recv() => state.access_log.reopen(),
         }
     }
