@@ -16,16 +16,25 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk 
 cargo build --release --quiet --bin authgate --example bench_upstream
 WORK=$(mktemp -d)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+EDITOR_PID=
+cleanup() {
+  rm -f "$WORK/editing"
+  for p in "${PIDS[@]}" $EDITOR_PID; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
+trap 'exit 143' TERM HUP
+trap 'exit 130' INT
 
 "${CORE1[@]}" target/release/examples/bench_upstream 127.0.0.1:18080 >/dev/null 2>&1 &
 PIDS+=($!)
 
-# Two versions of a 10,000-key policy that differ by one rotated key, so each
+# The watched directory ($WORK/policy) holds only the policy and its
+# certificate: logs and results written next to it would wake the
+# gateway's file watcher. Two versions of a 10,000-key policy that differ by one rotated key, so each
 # reload is a real edit that has to be parsed, checked and compiled whole.
 python3 - "$WORK" <<'PY'
-import hashlib, sys
+import hashlib, os, sys
 work = sys.argv[1]
 def policy(first):
     lines = ["server:", "  listen: 127.0.0.1:18443", "  workers: 1",
@@ -36,7 +45,8 @@ def policy(first):
         lines += [f"    - id: client-{i}", f"      sha256: {digest}", "      scopes: [orders:read]"]
     lines += ["routes:", "  - name: orders", "    path: /orders/**", "    scopes: [orders:read]", ""]
     return "\n".join(lines)
-open(f"{work}/gateway.yaml", "w").write(policy(0))
+os.mkdir(f"{work}/policy")
+open(f"{work}/policy/gateway.yaml", "w").write(policy(0))
 open(f"{work}/policy-a.yaml", "w").write(policy(0))
 open(f"{work}/policy-b.yaml", "w").write(policy(1))
 PY
@@ -51,10 +61,13 @@ wrk.headers["X-API-Key"] = "agk_bench_4242"
 function delay() return 1 end
 LUA
 
-"${CORE0[@]}" target/release/authgate run -c "$WORK/gateway.yaml" >/dev/null 2>"$WORK/gw.err" &
+"${CORE0[@]}" target/release/authgate run -c "$WORK/policy/gateway.yaml" >/dev/null 2>"$WORK/gw.err" &
 GW=$!
 PIDS+=($GW)
 for _ in $(seq 100); do grep -q "listening addr" "$WORK/gw.err" && break; sleep 0.1; done
+if ! kill -0 "$GW" 2>/dev/null || ! grep -q "listening addr" "$WORK/gw.err"; then
+  echo "the gateway did not start:" >&2; cat "$WORK/gw.err" >&2; exit 1
+fi
 
 run_wrk() { "${CORE1[@]}" wrk -t1 -c32 -d"${DURATION}s" --latency -s "$WORK/$1.lua" https://127.0.0.1:18443/orders/1; }
 p99() { awk '$1=="99%"{print $2}' "$1"; }
@@ -73,12 +86,12 @@ import os, sys, time
 work = sys.argv[1]
 version = "b"
 while os.path.exists(f"{work}/editing"):
-    os.link(f"{work}/policy-{version}.yaml", f"{work}/next.yaml")
-    os.rename(f"{work}/next.yaml", f"{work}/gateway.yaml")
+    os.link(f"{work}/policy-{version}.yaml", f"{work}/policy/next.yaml")
+    os.rename(f"{work}/policy/next.yaml", f"{work}/policy/gateway.yaml")
     version = "a" if version == "b" else "b"
     time.sleep(1)
 PY
-  PIDS+=($!)
+  EDITOR_PID=$!
 }
 
 # The VM's own noise moves one run's p99 by 10-15%, so each case runs ROUNDS
@@ -99,7 +112,7 @@ for load in saturating paced; do
     sleep 1.5
     before=$(reloads)
     run_wrk $load > "$WORK/out.txt"
-    rm -f "$WORK/editing"
+    rm -f "$WORK/editing"; wait "$EDITOR_PID" || true
     sleep 1.5  # a reload that was under way when the run ended is counted too
     echo "$(rps "$WORK/out.txt") $(p99 "$WORK/out.txt" | ms) $(failures "$WORK/out.txt") $(( $(reloads) - before ))" >> "$WORK/$load-reloading.sum"
   done

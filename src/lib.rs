@@ -150,8 +150,8 @@ pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), Sta
         tokio::select! {
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
-            _ = hangup.recv() => { let _ = reload_tx.try_send(()); }
-            Some(()) = file_changes.recv() => { let _ = reload_tx.try_send(()); }
+            _ = hangup.recv() => request_reload(&reload_tx),
+            Some(()) = file_changes.recv() => request_reload(&reload_tx),
             _ = user1.recv() => state.access_log.reopen(),
         }
     }
@@ -168,6 +168,14 @@ pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), Sta
         );
     }
     Ok(())
+}
+
+/// Queues a reload. One already waiting reads the file when it starts, so
+/// a full queue loses nothing; a closed one means the reload task died.
+fn request_reload(queue: &tokio::sync::mpsc::Sender<()>) {
+    if let Err(tokio::sync::mpsc::error::TrySendError::Closed(())) = queue.try_send(()) {
+        tracing::error!("the reload task has stopped; restart the gateway to apply policy changes");
+    }
 }
 
 /// Periodic upkeep off the request path: idle rate-limit buckets and

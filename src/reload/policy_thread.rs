@@ -3,6 +3,7 @@
 
 use crate::snapshot::Snapshot;
 use crate::{config, tls};
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -64,7 +65,11 @@ impl PolicyWorker {
             path: path.to_path_buf(),
             reply,
         };
-        self.jobs.send(job).map_err(|_| STOPPED.to_string())?;
+        self.priority.request_compile();
+        if self.jobs.send(job).is_err() {
+            self.priority.compile_done();
+            return Err(STOPPED.to_string());
+        }
         let compiled = tokio::select! {
             compiled = &mut answer => compiled,
             () = tokio::time::sleep(IDLE_PATIENCE) => {
@@ -72,7 +77,7 @@ impl PolicyWorker {
                 let priority = self.priority.clone();
                 let _ = std::thread::Builder::new()
                     .name("policy-raise".into())
-                    .spawn(move || priority.raise_while_compiling());
+                    .spawn(move || priority.raise_while_waiting());
                 answer.await
             }
         };
@@ -103,9 +108,10 @@ fn work(queue: &std::sync::mpsc::Receiver<Job>, priority: &Priority) {
         };
         match job {
             Some(Job::Compile { path, reply }) => {
-                priority.set_compiling(true);
-                let compiled = compile(&path);
-                priority.set_compiling(false);
+                // A panic in one compile must not end every later reload.
+                let compiled = std::panic::catch_unwind(AssertUnwindSafe(|| compile(&path)))
+                    .unwrap_or_else(|_| Err("the policy compiler panicked".to_string()));
+                priority.compile_done();
                 let _ = reply.send(compiled);
             }
             Some(Job::Retire(old)) => retired.push((old, Instant::now() + RETIRE_WAIT)),
@@ -137,13 +143,19 @@ struct Priority {
 
 #[derive(Default)]
 struct PriorityState {
-    compiling: bool,
+    /// Compiles asked for and not yet answered (queued or running).
+    pending: usize,
     raised: bool,
 }
 
+const CHRT: &str = "/usr/bin/chrt";
+const RENICE: &str = "/usr/bin/renice";
+
 impl Priority {
     /// Nice 19 first (it stays with the thread across class changes), then
-    /// the idle class.
+    /// the idle class — but only where the thread may leave it again: an
+    /// idle-class thread that cannot be raised could wait forever for a
+    /// saturated core, so without that right it stays at nice 19.
     fn lower_calling_thread(&self) {
         let Some(id) = std::fs::read_link("/proc/thread-self")
             .ok()
@@ -151,32 +163,63 @@ impl Priority {
         else {
             return;
         };
-        run_quietly("renice", &["-n", "19", "-p", &id]);
-        run_quietly("chrt", &["--idle", "--pid", "0", &id]);
+        run_quietly(RENICE, &["-n", "19", "-p", &id]);
+        if may_leave_idle_class() && run_quietly(CHRT, &["--idle", "--pid", "0", &id]) {
+            tracing::debug!("policy thread in the idle scheduling class");
+        } else {
+            tracing::info!(
+                "policy thread at nice 19 (the idle class needs CAP_SYS_NICE to be left again)"
+            );
+        }
         let _ = self.thread_id.set(id);
     }
 
-    /// Leaving the idle class needs CAP_SYS_NICE (or an RLIMIT_NICE that
-    /// allows nice 19); without it the compile keeps waiting for idle CPU.
-    fn raise_while_compiling(&self) {
+    fn request_compile(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).pending += 1;
+    }
+
+    /// A compile has waited `IDLE_PATIENCE`: the thread takes a share until
+    /// no compile is pending, whether it is still queued behind freeing an
+    /// old policy or already running.
+    fn raise_while_waiting(&self) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let (true, false, Some(id)) = (state.compiling, state.raised, self.thread_id.get()) {
-            state.raised = run_quietly("chrt", &["--other", "--pid", "0", id]);
+        if let (true, false, Some(id)) = (state.pending > 0, state.raised, self.thread_id.get()) {
+            state.raised = run_quietly(CHRT, &["--other", "--pid", "0", id]);
         }
     }
 
-    /// Called on the policy thread around each compile; a compile that was
-    /// raised goes back to the idle class when it is done.
-    fn set_compiling(&self, compiling: bool) {
+    /// Called on the policy thread as each compile ends; once none is
+    /// pending, a raised thread goes back to the idle class.
+    fn compile_done(&self) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.compiling = compiling;
-        if !compiling && state.raised {
+        state.pending = state.pending.saturating_sub(1);
+        if state.pending == 0 && state.raised {
             if let Some(id) = self.thread_id.get() {
-                run_quietly("chrt", &["--idle", "--pid", "0", id]);
+                run_quietly(CHRT, &["--idle", "--pid", "0", id]);
             }
             state.raised = false;
         }
     }
+}
+
+/// Whether this process may move a thread from the idle class back to
+/// normal scheduling at nice 19: with CAP_SYS_NICE, or an RLIMIT_NICE of at
+/// least 1 (sched(7)). Read from /proc; `false` where it cannot be read.
+fn may_leave_idle_class() -> bool {
+    const CAP_SYS_NICE: u32 = 23;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let has_cap = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_SYS_NICE) != 0);
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let nice_limit = limits
+        .lines()
+        .find(|l| l.starts_with("Max nice priority"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .is_some_and(|soft| soft == "unlimited" || soft.parse::<u64>().is_ok_and(|n| n >= 1));
+    has_cap || nice_limit
 }
 
 fn run_quietly(program: &str, args: &[&str]) -> bool {
@@ -213,8 +256,8 @@ mod tests {
     const SCHED_IDLE: i64 = 5;
 
     #[test]
-    fn the_policy_thread_is_idle_class_and_a_raised_compile_goes_back() {
-        if !run_quietly("chrt", &["--version"]) {
+    fn the_policy_thread_is_idle_class_raised_while_a_compile_waits_then_lowered() {
+        if !run_quietly(CHRT, &["--version"]) {
             eprintln!("skipped: util-linux chrt is not installed");
             return;
         }
@@ -229,19 +272,25 @@ mod tests {
         });
         lowered.recv().expect("thread started");
         let id = priority.thread_id.get().expect("thread id known").clone();
-        assert_eq!(policy_of(&id), SCHED_IDLE);
-        assert_eq!(stat_field(&id, 19), 19, "nice 19, for when it is raised");
-
-        // Not compiling: nothing to raise.
-        priority.raise_while_compiling();
-        assert_eq!(policy_of(&id), SCHED_IDLE);
-
-        priority.set_compiling(true);
-        priority.raise_while_compiling();
-        assert_eq!(policy_of(&id), SCHED_OTHER);
-        priority.set_compiling(false);
-        assert_eq!(policy_of(&id), SCHED_IDLE);
-
+        assert_eq!(stat_field(&id, 19), 19, "nice 19 in every case");
+        if !may_leave_idle_class() {
+            // It could never be raised again, so it must not be idle-class.
+            assert_eq!(policy_of(&id), SCHED_OTHER);
+        } else {
+            assert_eq!(policy_of(&id), SCHED_IDLE);
+            // No compile waiting: nothing to raise.
+            priority.raise_while_waiting();
+            assert_eq!(policy_of(&id), SCHED_IDLE);
+            // Two compiles asked for; the thread stays raised until both end.
+            priority.request_compile();
+            priority.request_compile();
+            priority.raise_while_waiting();
+            assert_eq!(policy_of(&id), SCHED_OTHER);
+            priority.compile_done();
+            assert_eq!(policy_of(&id), SCHED_OTHER);
+            priority.compile_done();
+            assert_eq!(policy_of(&id), SCHED_IDLE);
+        }
         finish_tx.send(()).expect("thread alive");
         thread.join().expect("thread ends");
     }
