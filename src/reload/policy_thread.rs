@@ -98,7 +98,10 @@ fn work(queue: &std::sync::mpsc::Receiver<Job>, priority: &Priority) {
     let mut retired: Vec<(Arc<Snapshot>, Instant)> = Vec::new();
     loop {
         let job = if retired.is_empty() {
-            queue.recv().ok()
+            match queue.recv() {
+                Ok(job) => Some(job),
+                Err(_) => return,
+            }
         } else {
             match queue.recv_timeout(RETIRE_POLL) {
                 Ok(job) => Some(job),
@@ -115,7 +118,6 @@ fn work(queue: &std::sync::mpsc::Receiver<Job>, priority: &Priority) {
                 let _ = reply.send(compiled);
             }
             Some(Job::Retire(old)) => retired.push((old, Instant::now() + RETIRE_WAIT)),
-            None if retired.is_empty() => return,
             None => {}
         }
         // Dropping our handle frees a snapshot nobody else holds; past the
