@@ -105,23 +105,39 @@ impl RequestRecord {
             ts.get(0..4).unwrap_or("1970"),
             ts.get(11..19).unwrap_or("00:00:00")
         );
-        let user = self
-            .subject
-            .as_deref()
-            .filter(|s| !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || c.is_control()))
-            .unwrap_or("-");
+        let user = match self.subject.as_deref() {
+            None | Some("") => "-".to_string(),
+            Some(s) => clf_escape(s, true),
+        };
         format!(
             "{} - {} [{}] \"{} {} {:?}\" {} {}",
             self.client_ip,
             user,
             clf_time,
-            self.method,
-            self.path,
+            clf_escape(self.method.as_str(), false),
+            clf_escape(&self.path, false),
             self.version,
             self.status,
             self.bytes_out
         )
     }
+}
+
+/// A field for a CLF parser: `"`, `\\` and every byte outside printable
+/// ASCII become `\\xHH` (a space too in the user field, which is
+/// space-delimited), so no request can end a field or a line early.
+fn clf_escape(text: &str, escape_space: bool) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        let plain = b.is_ascii_graphic() && b != b'"' && b != b'\\' || (b == b' ' && !escape_space);
+        if plain {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "\\x{b:02X}");
+        }
+    }
+    out
 }
 
 /// How often buffered lines are written out. Requests never wake the
@@ -313,6 +329,18 @@ mod tests {
         assert_eq!(
             line,
             "127.0.0.1 - billing [01/Jan/1970:00:00:00 +0000] \"GET /orders/7 HTTP/1.1\" 200 12"
+        );
+    }
+
+    #[test]
+    fn common_format_escapes_what_could_forge_a_field() {
+        let mut r = record();
+        r.path = "/a\" 200 1 \"x\\y\u{e9}".into();
+        r.subject = Some("eve x\n".into());
+        let line = r.common(SystemTime::UNIX_EPOCH);
+        assert_eq!(
+            line,
+            "127.0.0.1 - eve\\x20x\\x0A [01/Jan/1970:00:00:00 +0000] \"GET /a\\x22 200 1 \\x22x\\x5Cy\\xC3\\xA9 HTTP/1.1\" 200 12"
         );
     }
 }

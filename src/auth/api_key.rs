@@ -111,7 +111,8 @@ mod tests {
             token: None,
             claims: None,
         }
-        .build(&crate::snapshot::IdentityHeaders::default());
+        .build(&crate::snapshot::IdentityHeaders::default())
+        .expect("fixed test values are header values");
         idx.by_digest.insert(
             sha256(b"agk_good"),
             Arc::new(ApiKeyEntry {

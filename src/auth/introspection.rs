@@ -139,6 +139,19 @@ impl Introspector {
     }
 }
 
+/// A time member of an introspection answer: absent, or a non-negative integer.
+fn integer_time(value: &Value, name: &str) -> Result<Option<u64>, GatewayError> {
+    match value.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+            invalid(
+                "malformed_claim",
+                "A time in the introspection answer is not an integer.",
+            )
+        }),
+    }
+}
+
 /// The identity an active answer describes, and how long it may be cached.
 fn identity_from(
     value: &Value,
@@ -148,7 +161,11 @@ fn identity_from(
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let exp = value.get("exp").and_then(Value::as_u64);
+    // RFC 7662 §2.2: the times are integers. Another type is no exp at all
+    // to a lenient reader, which would cache the token for the whole TTL.
+    let exp = integer_time(value, "exp")?;
+    let iat = integer_time(value, "iat")?;
+    integer_time(value, "nbf")?;
     if exp.is_some_and(|e| e <= now) {
         return Err(invalid("token_expired", "The token has expired."));
     }
@@ -180,11 +197,11 @@ fn identity_from(
         rate_limit: None,
         token: Some(TokenFacts {
             jti: value.get("jti").and_then(Value::as_str).map(str::to_string),
-            iat: value.get("iat").and_then(Value::as_u64),
+            iat,
             exp,
         }),
         claims: value.as_object(),
     }
-    .build(names);
+    .build(names)?;
     Ok((Arc::new(identity), ttl))
 }

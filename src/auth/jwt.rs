@@ -49,6 +49,48 @@ pub struct Issuer {
     pub rate_limit: Option<Arc<str>>,
     /// How often a remote key set is fetched again.
     pub refresh: Duration,
+    /// `require_claims`: each must be present with its JSON type.
+    pub required: Vec<&'static str>,
+    /// Longest `exp - iat` accepted; with it set, `iat` is required too.
+    pub max_lifetime: Option<Duration>,
+}
+
+/// Claims `require_claims` may name, with the JSON type each must have.
+pub const REQUIRABLE_CLAIMS: [(&str, bool); 5] = [
+    ("exp", true),
+    ("nbf", true),
+    ("iat", true),
+    ("jti", false),
+    ("sub", false),
+];
+
+/// Every required claim present and of its type (numbers for times, strings
+/// otherwise). jsonwebtoken enforces presence only for some names, so the
+/// gateway checks them all itself.
+fn check_required(claims: &Map<String, Value>, required: &[&str]) -> Result<(), GatewayError> {
+    for name in required {
+        let numeric = REQUIRABLE_CLAIMS
+            .iter()
+            .find(|(n, _)| n == name)
+            .is_some_and(|(_, numeric)| *numeric);
+        match claims.get(*name) {
+            None | Some(Value::Null) => {
+                return Err(invalid(
+                    "missing_claim",
+                    "The token lacks a required claim.",
+                ))
+            }
+            Some(Value::Number(_)) if numeric => {}
+            Some(Value::String(_)) if !numeric => {}
+            Some(_) => {
+                return Err(invalid(
+                    "malformed_claim",
+                    "A required claim has the wrong type.",
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// All issuers, by their exact `iss`, and the verified-token cache.
@@ -232,6 +274,7 @@ impl JwtVerifier {
             ));
         };
         check_claim_types(&claims)?;
+        check_required(&claims, &issuer.required)?;
 
         let mut keys = issuer.keys.current();
         let kid = header.get("kid").and_then(Value::as_str);
@@ -257,6 +300,24 @@ impl JwtVerifier {
                 "The token claims to be issued in the future.",
             ));
         }
+        if let Some(max) = issuer.max_lifetime {
+            let exp = numeric_date(&claims, "exp")?;
+            match (iat, exp) {
+                (None, _) => {
+                    return Err(invalid(
+                        "missing_claim",
+                        "The token has no iat, so its lifetime is unknown.",
+                    ))
+                }
+                (Some(iat), Some(exp)) if exp.saturating_sub(iat) <= max.as_secs() => {}
+                _ => {
+                    return Err(invalid(
+                        "token_lifetime_too_long",
+                        "The token lives longer than this issuer allows.",
+                    ))
+                }
+            }
+        }
         let subject = claims
             .get(&issuer.subject_claim)
             .and_then(Value::as_str)
@@ -280,7 +341,7 @@ impl JwtVerifier {
                 }),
                 claims: Some(&claims),
             }
-            .build(names),
+            .build(names)?,
         );
         // Without exp the entry lives for the cache's own maximum age.
         let valid_until = exp.map(|e| e.saturating_add(issuer.leeway.as_secs()));

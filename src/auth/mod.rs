@@ -89,30 +89,47 @@ fn claim_text(value: &serde_json::Value) -> Option<String> {
     }
 }
 
+/// A value that would go into an identity header but cannot be one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotAHeaderValue;
+
+impl From<NotAHeaderValue> for GatewayError {
+    /// RFC 9110 §5.5: a control character (other than HTAB) cannot travel in
+    /// a field value. Dropping the header would let the request through
+    /// without its identity, so the credential itself is refused.
+    fn from(_: NotAHeaderValue) -> GatewayError {
+        GatewayError::invalid_credential(
+            Scheme::Bearer,
+            "malformed_claim",
+            "A claim cannot be sent as a header value.",
+        )
+    }
+}
+
 impl IdentityParts<'_> {
     /// Encodes the headers once. A value that cannot be a header value (a
-    /// control character in a claim) is left out rather than sent mangled.
-    pub fn build(self, names: &IdentityHeaders) -> Identity {
+    /// control character in a claim) is an error, never a missing header.
+    pub fn build(self, names: &IdentityHeaders) -> Result<Identity, NotAHeaderValue> {
         let mut headers = Vec::with_capacity(5);
         let mut push = |name: &HeaderName, value: &str| {
-            if let Ok(v) = HeaderValue::from_str(value) {
-                headers.push((name.clone(), v));
-            }
+            let v = HeaderValue::from_bytes(value.as_bytes()).map_err(|_| NotAHeaderValue)?;
+            headers.push((name.clone(), v));
+            Ok::<(), NotAHeaderValue>(())
         };
-        push(&names.subject, &self.subject);
-        push(&names.method, self.method.as_str());
+        push(&names.subject, &self.subject)?;
+        push(&names.method, self.method.as_str())?;
         let scopes: Vec<&str> = self.scopes.iter().map(|s| &**s).collect();
-        push(&names.scopes, &scopes.join(" "));
+        push(&names.scopes, &scopes.join(" "))?;
         if let Some(key_id) = &self.key_id {
-            push(&names.key_id, key_id);
+            push(&names.key_id, key_id)?;
         }
         if let Some(issuer) = &self.issuer {
-            push(&names.issuer, issuer);
+            push(&names.issuer, issuer)?;
         }
         if let Some(claims) = self.claims {
             for (claim, header) in &names.claims {
                 if let Some(text) = claims.get(claim).and_then(claim_text) {
-                    push(header, &text);
+                    push(header, &text)?;
                 }
             }
         }
@@ -124,7 +141,7 @@ impl IdentityParts<'_> {
                 self.subject
             ),
         });
-        Identity {
+        Ok(Identity {
             caller,
             method: self.method,
             subject: self.subject,
@@ -134,7 +151,7 @@ impl IdentityParts<'_> {
             rate_limit: self.rate_limit,
             token: self.token,
             headers,
-        }
+        })
     }
 }
 
@@ -222,17 +239,19 @@ pub enum Kind {
 /// Classifies a credential (SPEC §3 step 4): a bearer token that parses as
 /// a JWS goes to the JWT issuers, any other to introspection.
 pub fn classify(credential: &Credential<'_>, configured: KindSet) -> Result<Kind, GatewayError> {
+    let (Credential::ApiKey(secret) | Credential::Bearer(secret)) = credential;
+    // Any credential over the bound is refused before it is parsed or hashed.
+    if secret.expose().len() > MAX_TOKEN_BYTES {
+        return Err(GatewayError::invalid_credential(
+            credential.scheme(),
+            "token_too_large",
+            "The credential is larger than 8 KiB.",
+        ));
+    }
     let token = match credential {
         Credential::ApiKey(_) => return Ok(Kind::ApiKey),
         Credential::Bearer(t) => t.expose(),
     };
-    if token.len() > MAX_TOKEN_BYTES {
-        return Err(GatewayError::invalid_credential(
-            Scheme::Bearer,
-            "token_too_large",
-            "The token is larger than 8 KiB.",
-        ));
-    }
     // With no introspection endpoint, a malformed token is a malformed JWT.
     if configured.jwt && (!configured.introspection || jwt::looks_like_jws(token)) {
         Ok(Kind::Jwt)

@@ -129,7 +129,8 @@ mod tests {
                 token: None,
                 claims: None,
             }
-            .build(&crate::snapshot::IdentityHeaders::default()),
+            .build(&crate::snapshot::IdentityHeaders::default())
+            .expect("fixed test values are header values"),
         )
     }
 

@@ -41,17 +41,20 @@ pub(super) fn compile(
     let upstream = upstream(file.upstream, diag, &resolve);
     // On error the defaults stand in, so the rest of the file is still checked.
     let identity = identity(file.identity, diag).unwrap_or_default();
-    let api_keys = api_keys(file.api_keys, &identity, diag);
-    let mut jwt = super::tokens::issuers(file.jwt, diag, &resolve, env);
+    // A section that is present configures its kind even when empty: a
+    // route may name it before the first key or issuer is added.
+    let kinds = KindSet {
+        api_key: file.api_keys.is_some(),
+        jwt: file.jwt.is_some(),
+        introspection: file.introspection.is_some(),
+    };
+    let api_keys = api_keys(file.api_keys.unwrap_or_default(), &identity, diag);
+    let mut jwt = super::tokens::issuers(file.jwt.unwrap_or_default(), diag, &resolve, env);
     if let Some(entries) = token_cache_entries {
         jwt.cache = crate::auth::token_cache::TokenCache::new(entries);
     }
-    let introspection = super::tokens::introspection(file.introspection, diag, &resolve, env);
-    let kinds = KindSet {
-        api_key: !api_keys.by_digest.is_empty(),
-        jwt: !jwt.issuers.is_empty(),
-        introspection: !introspection.endpoints.is_empty(),
-    };
+    let introspection =
+        super::tokens::introspection(file.introspection.unwrap_or_default(), diag, &resolve, env);
     let routes = super::routes::routes(file.routes, kinds, &limits, diag);
     super::operations::check_limit_names(&api_keys, &jwt, &limits, diag);
     let access_log = access_log(file.access_log, diag, &resolve);
@@ -326,6 +329,9 @@ fn api_keys(f: file::ApiKeysFile, names: &IdentityHeaders, diag: &mut Diagnostic
                 None
             }
         };
+        if let Some(t) = expires {
+            expiry_warning(&k.id, t, &at("expires"), diag);
+        }
         check_scopes(&k.scopes, &at("scopes"), diag);
         let subject = k.subject.as_deref().unwrap_or(&k.id);
         // Both go upstream as header values and into the log.
@@ -348,6 +354,8 @@ fn api_keys(f: file::ApiKeysFile, names: &IdentityHeaders, diag: &mut Diagnostic
             claims: None,
         }
         .build(names);
+        // The printable-ASCII check above has already named the field.
+        let Ok(identity) = identity else { continue };
         let entry = ApiKeyEntry {
             identity: Arc::new(identity),
             expires,
@@ -361,6 +369,20 @@ fn api_keys(f: file::ApiKeysFile, names: &IdentityHeaders, diag: &mut Diagnostic
         }
     }
     index
+}
+
+/// Keys already expired, or expiring within this, are named by `check`.
+pub const KEY_EXPIRY_WARNING: std::time::Duration = std::time::Duration::from_secs(14 * 86_400);
+
+/// Forced rotation: a key past or near its `expires` is named with its date.
+fn expiry_warning(id: &str, expires: std::time::SystemTime, path: &str, diag: &mut Diagnostics) {
+    let date = humantime::format_rfc3339_seconds(expires);
+    let now = std::time::SystemTime::now();
+    if expires <= now {
+        diag.warning(path, format!("API key `{id}` expired at {date}; it is refused, so rotate it (authgate keygen) and remove this entry"));
+    } else if expires <= now + KEY_EXPIRY_WARNING {
+        diag.warning(path, format!("API key `{id}` expires at {date}, within 14 days; issue its successor with authgate keygen"));
+    }
 }
 
 pub(super) fn check_scopes(scopes: &[String], path: &str, diag: &mut Diagnostics) {

@@ -14,9 +14,10 @@ pub struct FileConfig {
     pub admin: Option<AdminFile>,
     pub upstream: Option<UpstreamFile>,
     pub identity: IdentityFile,
-    pub api_keys: ApiKeysFile,
-    pub jwt: Vec<IssuerFile>,
-    pub introspection: Vec<IntrospectionFile>,
+    /// Present (even empty) = the kind is configured.
+    pub api_keys: Option<ApiKeysFile>,
+    pub jwt: Option<Vec<IssuerFile>>,
+    pub introspection: Option<Vec<IntrospectionFile>>,
     pub rate_limits: Option<RateLimitsFile>,
     pub revocation: Option<RevocationFile>,
     pub routes: Vec<RouteFile>,
@@ -118,6 +119,7 @@ pub struct IssuerFile {
     pub scope_claim: Option<String>,
     pub subject_claim: Option<String>,
     pub require_claims: Option<Vec<String>>,
+    pub max_lifetime: Option<Duration>,
     pub rate_limit: Option<String>,
 }
 

@@ -125,6 +125,10 @@ pub(super) fn admin(
         "admin.listen",
         diag,
     )?;
+    if !listen.ip().is_loopback() {
+        // /metrics and /readyz answer anyone who can reach the port.
+        diag.warning("admin.listen", format!("the admin listener {listen} is not on loopback: /healthz, /readyz and /metrics answer without a token to anyone who can reach it (plain HTTP); bind it to 127.0.0.1 or firewall the port"));
+    }
     let var = f.token_env.as_deref().unwrap_or("AUTHGATE_ADMIN_TOKEN");
     let token = match env(var) {
         Some(t) if t.len() >= MIN_ADMIN_TOKEN_BYTES => Some(Secret::new(t)),

@@ -122,7 +122,7 @@ fn route_auth(
                     }
                 };
                 if !is_configured {
-                    diag.error(&format!("{path}[{j}]"), "this credential kind is not configured in the policy, so the route could never be reached with it");
+                    diag.warning(&format!("{path}[{j}]"), "this credential kind is not configured in the policy yet, so nobody can use it on this route until its section is added");
                 }
                 *flag = true;
             }
@@ -134,8 +134,8 @@ fn route_auth(
         }
     };
     if kinds.is_empty() {
-        diag.error(path, "this route needs a credential but the policy configures no api_keys, jwt or introspection; add one, or make the route `auth: none`");
-        return None;
+        // Valid, so a route can be written before its first key: it answers 401.
+        diag.warning(path, "this route needs a credential but the policy configures no api_keys, jwt or introspection yet, so it answers 401 to everyone; add one, or make the route `auth: none`");
     }
     Some(RouteAuth::Kinds(kinds))
 }

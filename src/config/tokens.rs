@@ -19,6 +19,7 @@ pub const DEFAULT_INTROSPECTION_CACHE_TTL: Duration = Duration::from_secs(60);
 /// RFC 7518 §3.2: an HMAC key at least as long as the hash output of HS256.
 pub const MIN_HS_SECRET_BYTES: usize = 32;
 
+/// `iss` and `aud` are always required; naming them is allowed and changes nothing.
 const CLAIMS_WE_CAN_REQUIRE: [&str; 7] = ["exp", "nbf", "iat", "sub", "iss", "aud", "jti"];
 
 fn parse_url(text: &str, path: &str, diag: &mut Diagnostics) -> Option<http::Uri> {
@@ -201,6 +202,11 @@ fn issuer(
     if diag.error_count() > errors_before {
         return None;
     }
+    let enforced: Vec<&'static str> = crate::auth::jwt::REQUIRABLE_CLAIMS
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|name| require.iter().any(|r| r == name))
+        .collect();
     let mut required: Vec<&str> = require.iter().map(String::as_str).collect();
     // Requiring `aud` makes a wrongly typed `aud` fail instead of being skipped.
     required.push("aud");
@@ -227,6 +233,8 @@ fn issuer(
         subject_claim: f.subject_claim.unwrap_or_else(|| "sub".into()),
         rate_limit: f.rate_limit.as_deref().map(Arc::from),
         refresh: f.jwks_refresh.map_or(DEFAULT_JWKS_REFRESH, |d| d.0),
+        required: enforced,
+        max_lifetime: f.max_lifetime.map(|d| d.0),
     })
 }
 

@@ -49,11 +49,38 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Removes every `X-Auth-*` header (any case) and every identity header.
+/// Headers upstream frameworks act on that only a trusted hop may set: ones
+/// that rewrite the path or method after the gateway judged it (IIS, Symfony,
+/// Zend, Rails, Express method-override), and ones that claim a client
+/// address or scheme (upstream IP allow-lists, "is this HTTPS" checks).
+const SPOOFABLE: [&str; 19] = [
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-forwarded-uri",
+    "x-forwarded-path",
+    "x-forwarded-prefix",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-real-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-forwarded-port",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "front-end-https",
+];
+
+/// Removes every `X-Auth-*` header (any case), every identity header, and
+/// the headers that rewrite the request or claim a client address (SPEC §3 step 3).
 pub fn strip_identity(headers: &mut HeaderMap, identity: &IdentityHeaders) {
     let reserved: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| identity.is_reserved(name))
+        .filter(|name| identity.is_reserved(name) || SPOOFABLE.contains(&name.as_str()))
         .cloned()
         .collect();
     for name in reserved {

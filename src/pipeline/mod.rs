@@ -11,7 +11,7 @@ use crate::auth::{self, Identity};
 use crate::body::{LimitedBody, Payload, ResponseBody};
 use crate::error::{Decision, GatewayError};
 use crate::forward::{self, Forwarder};
-use crate::snapshot::{SharedSnapshot, Snapshot, UpstreamTarget};
+use crate::snapshot::{KindSet, SharedSnapshot, Snapshot, UpstreamTarget};
 use headers::{RequestIds, X_REQUEST_ID};
 use http::header::{HeaderValue, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, USER_AGENT};
 use http::{Request, Response, Version};
@@ -70,7 +70,7 @@ pub async fn handle(
     state: Arc<GatewayState>,
     conn: Arc<ConnInfo>,
     in_flight: Option<crate::server::InFlight>,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let snapshot = state.snapshot.load_full();
     let request_id = req
@@ -102,11 +102,6 @@ pub async fn handle(
         tls_version: conn.tls_version,
         rate_limit: None,
     });
-    // The caller's id goes upstream as given (or generated), not as sent twice.
-    if let Ok(v) = HeaderValue::from_str(&record.request_id) {
-        req.headers_mut().insert(X_REQUEST_ID, v);
-    }
-
     let result = run(&snapshot, &state, &conn, &mut record, req).await;
     // SPEC §3 step 7: every refused credential takes a token from the IP's bucket.
     if let (Err(GatewayError::InvalidCredential { .. }), Some(guard)) =
@@ -188,7 +183,14 @@ async fn run(
         return Err(GatewayError::PayloadTooLarge);
     }
     let websocket = crate::upgrade::requested(&req).then(|| hyper::upgrade::on(&mut req));
-    let mut req = prepare_upstream_request(snapshot, conn, req, &path, identity.as_deref())?;
+    let mut req = prepare_upstream_request(
+        snapshot,
+        conn,
+        req,
+        &path,
+        identity.as_deref(),
+        &record.request_id,
+    )?;
     if websocket.is_some() {
         crate::upgrade::restore_headers(req.headers_mut());
     }
@@ -202,10 +204,21 @@ async fn admit(
     snapshot: &Snapshot,
     state: &GatewayState,
     route: &route::Route,
-    accepted: crate::snapshot::KindSet,
+    accepted: KindSet,
     headers: &http::HeaderMap,
     record: &mut RequestRecord,
 ) -> Result<Arc<Identity>, GatewayError> {
+    // A route whose kinds are none of the configured ones admits nobody yet.
+    let usable = KindSet {
+        api_key: accepted.api_key && snapshot.kinds.api_key,
+        jwt: accepted.jwt && snapshot.kinds.jwt,
+        introspection: accepted.introspection && snapshot.kinds.introspection,
+    };
+    if usable.is_empty() {
+        return Err(GatewayError::Unauthenticated {
+            api_key_configured: snapshot.kinds.api_key,
+        });
+    }
     let credential = auth::extract(headers, &snapshot.api_keys.header)?.ok_or(
         GatewayError::Unauthenticated {
             api_key_configured: snapshot.kinds.api_key,
@@ -273,6 +286,11 @@ async fn admit(
     Ok(identity)
 }
 
+/// The methods of RFC 9110 §9 and RFC 5789.
+const STANDARD_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
 /// Refuses what hyper accepts but a gateway must not pass on: `CONNECT`
 /// (no tunnels to arbitrary hosts) and an absolute-form target naming
 /// another host than `Host` (RFC 9112 §3.2.2: the two must not disagree).
@@ -281,6 +299,35 @@ fn refuse_hostile_targets(req: &Request<Incoming>) -> Result<(), GatewayError> {
         return Err(GatewayError::bad_request(
             "connect_not_allowed",
             "CONNECT is not served.",
+        ));
+    }
+    // Methods are case-sensitive (RFC 9110 §9.1), but some upstreams fold
+    // case: `get` would miss a `methods: [GET]` route here and be served as
+    // GET there.
+    let method = req.method().as_str();
+    if STANDARD_METHODS
+        .iter()
+        .any(|m| *m != method && m.eq_ignore_ascii_case(method))
+    {
+        return Err(GatewayError::bad_request(
+            "method_case",
+            "The method must be written in upper case.",
+        ));
+    }
+    // Two hosts, or an HTTP/2 host header beside another :authority: the
+    // gateway and the upstream could each route by a different one.
+    let mut hosts = req.headers().get_all(HOST).iter();
+    let first_host = hosts.next();
+    let authority_differs = req.version() == Version::HTTP_2
+        && first_host.is_some_and(|h| {
+            req.uri()
+                .authority()
+                .is_some_and(|a| !h.as_bytes().eq_ignore_ascii_case(a.as_str().as_bytes()))
+        });
+    if hosts.next().is_some() || authority_differs {
+        return Err(GatewayError::bad_request(
+            "ambiguous_host",
+            "The request names more than one host.",
         ));
     }
     if req.version() <= Version::HTTP_11 {
@@ -315,6 +362,7 @@ fn prepare_upstream_request(
     req: Request<Incoming>,
     path: &str,
     identity: Option<&Identity>,
+    request_id: &str,
 ) -> Result<Request<Incoming>, GatewayError> {
     let (mut parts, body) = req.into_parts();
     // HTTP/2 carries the host in :authority, HTTP/1.1 in Host (RFC 9110 §7.2).
@@ -333,6 +381,11 @@ fn prepare_upstream_request(
     headers::add_forwarded(headers, conn.peer.ip(), requested_host, &snapshot.server);
     if let Some(identity) = identity {
         headers::add_identity(headers, identity);
+    }
+    // Added after hop-by-hop removal, so `Connection: X-Request-Id` cannot
+    // take it away; the caller's id goes upstream once, as kept or generated.
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert(X_REQUEST_ID, v);
     }
     parts.uri = forward::upstream_uri(&snapshot.upstream.target, path, parts.uri.query())?;
     parts.version = Version::HTTP_11;

@@ -116,8 +116,12 @@ impl PathPattern {
 }
 
 impl Route {
+    /// RFC 9110 §9.3.2: a route that lists GET answers HEAD too, so HEAD can
+    /// never fall past it to a later route that demands less.
     fn accepts_method(&self, method: &Method) -> bool {
-        self.methods.as_ref().is_none_or(|m| m.contains(method))
+        self.methods.as_ref().is_none_or(|m| {
+            m.contains(method) || (*method == Method::HEAD && m.contains(&Method::GET))
+        })
     }
 
     /// Whether this route matches every request `later` matches (a shadow).

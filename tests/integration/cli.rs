@@ -233,3 +233,49 @@ routes:
         "the secret itself was printed: {stderr}"
     );
 }
+
+#[test]
+fn check_warns_about_unconfigured_kinds_and_expiring_keys() {
+    let soon = humantime::format_rfc3339_seconds(
+        std::time::SystemTime::now() + std::time::Duration::from_secs(3 * 86_400),
+    );
+    let policy = format!(
+        "server:
+  tls:
+    cert: gw.pem
+    key: gw-key.pem
+    generate_self_signed: true
+upstream:
+  url: echo
+api_keys:
+  keys:
+    - id: old
+      sha256: {}
+      expires: 2020-01-01T00:00:00Z
+    - id: soon
+      sha256: {}
+      expires: {soon}
+routes:
+  - name: tokens
+    path: /tokens/**
+    auth: [jwt]
+  - name: orders
+    path: /orders/**
+",
+        crate::harness::digest("agk_one"),
+        crate::harness::digest("agk_two")
+    );
+    let (code, _, stderr) = check(&policy);
+    assert_eq!(code, 0, "{stderr}");
+    let warning_at = |needle: &str, line: usize| {
+        assert!(
+            stderr.lines().any(|l| l.contains(needle)
+                && l.contains(&format!("gateway.yaml:{line}:"))
+                && l.contains("warning:")),
+            "no warning with {needle:?} on line {line}:\n{stderr}"
+        );
+    };
+    warning_at("`old` expired at 2020-01-01T00:00:00Z", 12);
+    warning_at("`soon` expires at", 15);
+    warning_at("not configured in the policy yet", 19);
+}

@@ -2,6 +2,7 @@
 
 mod cli;
 mod forwarding;
+mod hardening;
 mod harness;
 mod hostile;
 mod idp;
