@@ -238,6 +238,7 @@ impl<C: Clock + Clone> RateLimits<C> {
 
     /// While an IP's failed-auth bucket is empty: the seconds to wait.
     pub async fn ip_blocked(&self, spec: LimitSpec, ip: IpAddr) -> Option<u64> {
+        let ip = guard_key(ip);
         if let Some(redis) = &self.redis {
             if let Some(outcome) = redis.gcra(&format!("ip:{ip}"), spec, 0).await {
                 return (!outcome.allowed).then_some(outcome.retry_after_secs);
@@ -255,6 +256,7 @@ impl<C: Clock + Clone> RateLimits<C> {
 
     /// Takes one token from the IP's bucket for a refused credential.
     pub async fn record_failure(&self, spec: LimitSpec, ip: IpAddr) {
+        let ip = guard_key(ip);
         if let Some(redis) = &self.redis {
             if redis.gcra(&format!("ip:{ip}"), spec, 1).await.is_some() {
                 return;
@@ -306,6 +308,22 @@ impl<C: Clock + Clone> RateLimits<C> {
 
     pub fn redis_degraded(&self) -> bool {
         self.redis.as_ref().is_some_and(|r| r.is_degraded())
+    }
+}
+
+/// The failed-auth guard's bucket for a client address. One IPv6 host
+/// usually holds a whole /64 (SLAAC, privacy addresses), so a guard per
+/// address would give an attacker 2^64 fresh buckets; IPv4 stays per address.
+pub fn guard_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+            }
+        },
     }
 }
 
@@ -423,6 +441,28 @@ mod tests {
         assert!(
             l.check_local(s, &who).allowed,
             "a changed limit starts afresh"
+        );
+    }
+
+    #[tokio::test]
+    async fn failed_auth_guard_keys_ipv6_callers_by_their_64() {
+        let (l, _clock) = limits();
+        let s = spec(10, 60, 2);
+        let a: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("ip");
+        let elsewhere: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        l.record_failure(s, a).await;
+        l.record_failure(s, b).await;
+        // Two addresses of one /64 emptied one bucket between them.
+        assert!(l.ip_blocked(s, a).await.is_some());
+        assert!(l
+            .ip_blocked(s, "2001:db8:1:2::77".parse().expect("ip"))
+            .await
+            .is_some());
+        assert_eq!(l.ip_blocked(s, elsewhere).await, None);
+        assert_eq!(
+            guard_key("::ffff:192.0.2.1".parse().expect("ip")),
+            "192.0.2.1".parse::<IpAddr>().expect("ip")
         );
     }
 

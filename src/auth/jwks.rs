@@ -199,12 +199,7 @@ impl RemoteKeys {
                 let doc = fetch::get(&self.client, uri)
                     .await
                     .map_err(|e| format!("discovery document: {e}"))?;
-                let value: serde_json::Value = serde_json::from_slice(&doc)
-                    .map_err(|_| "discovery document is not JSON".to_string())?;
-                value["jwks_uri"]
-                    .as_str()
-                    .and_then(|u| u.parse().ok())
-                    .ok_or_else(|| "discovery document has no valid jwks_uri".to_string())?
+                discovered_jwks_uri(&doc, &self.issuer, uri)?
             }
         };
         let doc = fetch::get(&self.client, &jwks_uri)
@@ -272,6 +267,35 @@ impl RemoteKeys {
 }
 
 /// Keeps a remote key set fresh until the last policy using it is gone.
+/// The `jwks_uri` of a discovery document, if the document speaks for the
+/// configured issuer: its `issuer` must equal it exactly (OpenID Connect
+/// Discovery §4.3), and a document fetched over https may not send the keys
+/// over http, or whoever controls that document or path controls the keys.
+pub fn discovered_jwks_uri(
+    doc: &[u8],
+    issuer: &str,
+    discovery: &http::Uri,
+) -> Result<http::Uri, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(doc).map_err(|_| "discovery document is not JSON".to_string())?;
+    if value["issuer"].as_str() != Some(issuer) {
+        return Err(format!(
+            "discovery document names another issuer than `{issuer}`; its keys are not used"
+        ));
+    }
+    let jwks_uri: http::Uri = value["jwks_uri"]
+        .as_str()
+        .and_then(|u| u.parse().ok())
+        .ok_or_else(|| "discovery document has no valid jwks_uri".to_string())?;
+    let secure = |u: &http::Uri| u.scheme_str() == Some("https");
+    if !matches!(jwks_uri.scheme_str(), Some("http" | "https"))
+        || (secure(discovery) && !secure(&jwks_uri))
+    {
+        return Err("discovery document over https names a jwks_uri that is not https".into());
+    }
+    Ok(jwks_uri)
+}
+
 pub fn spawn_refresher(keys: &Arc<RemoteKeys>, every: Duration) {
     let weak = Arc::downgrade(keys);
     tokio::spawn(async move {
@@ -333,5 +357,31 @@ impl JwksRegistry {
             .filter(|r| !r.has_keys())
             .map(|r| r.issuer.clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::discovered_jwks_uri;
+
+    #[test]
+    fn discovery_must_name_the_issuer_and_keep_https() {
+        let https: http::Uri = "https://idp/.well-known/openid-configuration"
+            .parse()
+            .expect("uri");
+        let http_doc: http::Uri = "http://idp/.well-known/openid-configuration"
+            .parse()
+            .expect("uri");
+        let doc = |iss: &str, jwks: &str| format!(r#"{{"issuer":"{iss}","jwks_uri":"{jwks}"}}"#);
+        let ok = doc("https://idp/", "https://idp/jwks");
+        assert!(discovered_jwks_uri(ok.as_bytes(), "https://idp/", &https).is_ok());
+        // Not the same string: a trailing slash matters (Discovery §4.3).
+        assert!(discovered_jwks_uri(ok.as_bytes(), "https://idp", &https).is_err());
+        let other = doc("https://evil/", "https://idp/jwks");
+        assert!(discovered_jwks_uri(other.as_bytes(), "https://idp/", &https).is_err());
+        let downgrade = doc("https://idp/", "http://idp/jwks");
+        assert!(discovered_jwks_uri(downgrade.as_bytes(), "https://idp/", &https).is_err());
+        assert!(discovered_jwks_uri(downgrade.as_bytes(), "https://idp/", &http_doc).is_ok());
+        assert!(discovered_jwks_uri(b"{}", "https://idp/", &https).is_err());
     }
 }

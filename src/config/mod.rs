@@ -289,7 +289,7 @@ fn report(diag: &mut Diagnostics, target: &str, e: &FieldError) {
         Some(_) => (
             diag.positions().key(target),
             format!(
-                "{target}: {}; check the spelling (SPEC §2 lists every key)",
+                "{target}: {}; check the spelling (docs/policy.md lists every key)",
                 e.message
             ),
         ),

@@ -360,3 +360,32 @@ async fn routes_may_name_kinds_before_their_first_key_is_added() {
         .stderr_text()
         .contains("not configured in the policy yet"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discovery_document_for_another_issuer_gives_no_keys() {
+    let es = SigningKey::generate(jsonwebtoken::Algorithm::ES256, "es");
+    let idp = Idp::start(&[&es]).await;
+    *idp.state.discovery_issuer.lock().expect("lock") = "https://evil.test/".into();
+    let gw = Gateway::start(&format!(
+        "upstream:\n  url: echo\njwt:
+  - issuer: https://idp.test/
+    audiences: [{AUDIENCE}]
+    algorithms: [ES256]
+    discovery_url: {}
+routes:
+  - name: orders
+    path: /orders/**
+    scopes: [orders:read]
+",
+        idp.url("/.well-known/openid-configuration")
+    ));
+    let token = es.sign(&claims("https://idp.test/", json!({})), json!({}));
+    let reply = bearer(&gw, &token).await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(
+        idp.state.fetches(),
+        0,
+        "keys were fetched from a foreign document"
+    );
+    assert!(gw.stderr_text().contains("names another issuer"));
+}

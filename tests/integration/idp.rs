@@ -159,6 +159,8 @@ pub struct IdpState {
     /// Opaque token → introspection answer.
     pub tokens: Mutex<HashMap<String, Value>>,
     pub introspections: AtomicUsize,
+    /// The `issuer` the discovery document names; empty = `https://idp.test/`.
+    pub discovery_issuer: Mutex<String>,
     pub last_auth: Mutex<Option<String>>,
 }
 
@@ -255,9 +257,15 @@ async fn serve(
         }
         "/.well-known/openid-configuration" => {
             state.discovery_fetches.fetch_add(1, Ordering::SeqCst);
+            let issuer = state.discovery_issuer.lock().expect("lock").clone();
+            let issuer = if issuer.is_empty() {
+                "https://idp.test/".to_string()
+            } else {
+                issuer
+            };
             json_response(
                 StatusCode::OK,
-                &json!({"issuer": "x", "jwks_uri": format!("http://{addr}/jwks.json")}),
+                &json!({"issuer": issuer, "jwks_uri": format!("http://{addr}/jwks.json")}),
             )
         }
         "/introspect" => {
