@@ -235,8 +235,8 @@ pub async fn serve(
         let server = server.clone();
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let _guard = guard;
-            let _slot = slot;
+            // A WebSocket tunnel takes a clone: it stays counted after this task ends.
+            let hold = pipeline::ConnHold(Arc::new((guard, slot)));
             let activity = Arc::new(Activity {
                 epoch: Instant::now(),
                 last_ms: AtomicU64::new(0),
@@ -256,6 +256,7 @@ pub async fn serve(
             let conn = Arc::new(ConnInfo {
                 peer,
                 tls_version: crate::tls::version_name(tls.get_ref().1.protocol_version()),
+                hold,
             });
             let io = TokioIo::new(ActivityIo {
                 inner: tls,

@@ -166,6 +166,8 @@ pub struct RouteFile {
     pub auth: Option<serde_yaml::Value>,
     pub scopes: Vec<String>,
     pub rate_limit: Option<String>,
+    /// WebSocket upgrades pass on this route (and only on routes that say so).
+    pub websocket: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -76,6 +76,7 @@ pub(super) fn routes(
             scopes_joined: r.scopes.join(" ").into(),
             scopes: r.scopes.iter().map(|s| Arc::from(s.as_str())).collect(),
             rate_limit: r.rate_limit,
+            websocket: r.websocket,
         });
     }
     if table.routes.is_empty() && diag.errors.is_empty() {

@@ -63,6 +63,20 @@ impl GatewayState {
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub tls_version: &'static str,
+    /// Keeps the connection counted (open connections, `max_connections`)
+    /// while anything that outlives its HTTP exchange, a WebSocket tunnel,
+    /// holds a clone.
+    pub hold: ConnHold,
+}
+
+/// What keeps a connection counted; the accept loop decides what is inside.
+#[derive(Clone)]
+pub struct ConnHold(pub Arc<dyn std::any::Any + Send + Sync>);
+
+impl std::fmt::Debug for ConnHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnHold")
+    }
 }
 
 /// Serves one request: never fails, never panics on caller input.
@@ -182,7 +196,13 @@ async fn run(
     if announced.is_some_and(|len| len > snapshot.server.max_body_bytes) {
         return Err(GatewayError::PayloadTooLarge);
     }
-    let websocket = crate::upgrade::requested(&req).then(|| hyper::upgrade::on(&mut req));
+    // Only a route that opts in may open a tunnel; elsewhere `Upgrade` goes
+    // with the other hop-by-hop headers and the request is a plain one.
+    let websocket = route
+        .websocket
+        .then(|| crate::upgrade::expected_accept(&req))
+        .flatten()
+        .map(|accept| (accept, hyper::upgrade::on(&mut req)));
     let mut req = prepare_upstream_request(
         snapshot,
         conn,
@@ -194,7 +214,7 @@ async fn run(
     if websocket.is_some() {
         crate::upgrade::restore_headers(req.headers_mut());
     }
-    forward(snapshot, state, record, req, websocket).await
+    forward(snapshot, state, record, req, websocket, conn).await
 }
 
 /// SPEC §3 steps 4–7 for a route that needs a credential: who is calling,
@@ -284,6 +304,37 @@ async fn admit(
         }
     }
     Ok(identity)
+}
+
+/// An upstream's 101: a tunnel only for the WebSocket the caller asked for
+/// on a route that allows one; any other 101 is a broken upstream (502).
+fn switch_protocols(
+    mut response: Response<Incoming>,
+    websocket: Option<(String, hyper::upgrade::OnUpgrade)>,
+    idle: std::time::Duration,
+    conn: &ConnInfo,
+) -> Result<(http::response::Parts, Payload), GatewayError> {
+    let Some((expected, client)) = websocket else {
+        return Err(GatewayError::BadGateway {
+            reason: "unexpected_upgrade",
+        });
+    };
+    if !crate::upgrade::accepted(response.headers(), &expected) {
+        return Err(GatewayError::BadGateway {
+            reason: "websocket_not_accepted",
+        });
+    }
+    let upstream = hyper::upgrade::on(&mut response);
+    let (mut parts, body) = response.into_parts();
+    headers::remove_hop_by_hop(&mut parts.headers);
+    crate::upgrade::restore_headers(&mut parts.headers);
+    tokio::spawn(crate::upgrade::tunnel(
+        client,
+        upstream,
+        idle,
+        conn.hold.clone(),
+    ));
+    Ok((parts, Payload::Upstream(body)))
 }
 
 /// The methods of RFC 9110 §9 and RFC 5789.
@@ -397,7 +448,8 @@ async fn forward(
     state: &GatewayState,
     record: &mut RequestRecord,
     req: Request<Incoming>,
-    websocket: Option<hyper::upgrade::OnUpgrade>,
+    websocket: Option<(String, hyper::upgrade::OnUpgrade)>,
+    conn: &ConnInfo,
 ) -> Result<(http::response::Parts, Payload), GatewayError> {
     let (parts, body) = req.into_parts();
     let (body, exceeded) = LimitedBody::new(
@@ -412,17 +464,17 @@ async fn forward(
             let (parts, bytes) = r.into_parts();
             (parts, Payload::json(bytes))
         }),
-        UpstreamTarget::Http { .. } => state.forwarder.send(req, &exceeded).await.map(|mut r| {
-            let switching = r.status() == http::StatusCode::SWITCHING_PROTOCOLS;
-            let upstream_upgrade = switching.then(|| hyper::upgrade::on(&mut r));
-            let (mut parts, body) = r.into_parts();
-            headers::remove_hop_by_hop(&mut parts.headers);
-            if let (Some(client), Some(upstream)) = (websocket, upstream_upgrade) {
-                crate::upgrade::restore_headers(&mut parts.headers);
-                tokio::spawn(crate::upgrade::tunnel(client, upstream));
+        UpstreamTarget::Http { .. } => match state.forwarder.send(req, &exceeded).await {
+            Ok(r) if r.status() == http::StatusCode::SWITCHING_PROTOCOLS => {
+                switch_protocols(r, websocket, snapshot.server.idle_timeout, conn)
             }
-            (parts, Payload::Upstream(body))
-        }),
+            Ok(r) => {
+                let (mut parts, body) = r.into_parts();
+                headers::remove_hop_by_hop(&mut parts.headers);
+                Ok((parts, Payload::Upstream(body)))
+            }
+            Err(e) => Err(e),
+        },
     };
     record.upstream_ms = Some((started.elapsed().as_secs_f64() * 1e6).round() / 1e3);
     result

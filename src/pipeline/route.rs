@@ -38,6 +38,8 @@ pub struct Route {
     /// The route's scopes space-separated, for `WWW-Authenticate: … scope="…"`.
     pub scopes_joined: Arc<str>,
     pub rate_limit: Option<String>,
+    /// `websocket: true`: upgrades pass here; elsewhere `Upgrade` is dropped.
+    pub websocket: bool,
 }
 
 #[derive(Debug, Default)]

@@ -389,3 +389,53 @@ routes:
     );
     assert!(gw.stderr_text().contains("names another issuer"));
 }
+
+fn websocket_policy(upstream: &str) -> String {
+    format!(
+        "upstream:\n  url: {upstream}\n{}routes:
+  - name: live
+    path: /ws/**
+    scopes: [orders:read]
+    websocket: true
+  - name: plain
+    path: /wsplain/**
+    auth: none
+",
+        standard_keys()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_tunnels_open_only_where_allowed_and_only_when_accepted() {
+    use crate::hostile::upgrade_request_to;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start_with("  idle_timeout: 1s\n", &websocket_policy(&upstream.url()));
+    let sample = "dGhlIHNhbXBsZSBub25jZQ==";
+
+    // A public route without `websocket: true`: no Upgrade reaches the
+    // upstream, and its 101 (this one answers 101 to any `/ws…` path) is a 502.
+    let (head, _) = upgrade_request_to(&gw, "/wsplain/chat", None, sample).await;
+    assert!(head.starts_with("HTTP/1.1 502"), "{head}");
+    let got = upstream.last();
+    assert!(!got.headers.contains_key("upgrade"), "{:?}", got.headers);
+
+    // The upstream answers 101 with the accept of another key: 502, no tunnel.
+    let (head, _) =
+        upgrade_request_to(&gw, "/ws/x", Some(READER_KEY), "b3RoZXIga2V5IDEyMzQ1Ng==").await;
+    assert!(head.starts_with("HTTP/1.1 502"), "{head}");
+
+    // The real thing: a tunnel, closed once no byte moved for idle_timeout.
+    let (head, mut tls) = upgrade_request_to(&gw, "/ws/x", Some(READER_KEY), sample).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    tls.write_all(b"ping").await.expect("send");
+    let mut echoed = [0u8; 4];
+    tokio::time::timeout(CLIENT_TIMEOUT, tls.read_exact(&mut echoed))
+        .await
+        .expect("echo in time")
+        .expect("echo");
+    assert_eq!(&echoed, b"ping");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(CLIENT_TIMEOUT, tls.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the idle tunnel stayed open");
+}

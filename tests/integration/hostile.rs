@@ -5,7 +5,7 @@ use crate::harness::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn policy(upstream: &str) -> String {
-    format!("upstream:\n  url: {upstream}\n{}{STANDARD_ROUTES}  - name: ws\n    path: /ws/**\n    scopes: [orders:read]\n", standard_keys())
+    format!("upstream:\n  url: {upstream}\n{}{STANDARD_ROUTES}  - name: ws\n    path: /ws/**\n    scopes: [orders:read]\n    websocket: true\n", standard_keys())
 }
 
 fn refused(raw: &str) -> bool {
@@ -156,12 +156,25 @@ async fn upgrade_request(
     String,
     tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
 ) {
+    upgrade_request_to(gw, "/ws/chat", key, "dGhlIHNhbXBsZSBub25jZQ==").await
+}
+
+/// A raw WebSocket upgrade request; returns the response head and the stream.
+pub async fn upgrade_request_to(
+    gw: &Gateway,
+    path: &str,
+    key: Option<&str>,
+    websocket_key: &str,
+) -> (
+    String,
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+) {
     let mut tls = gw.tls_connect().await;
     let credential = key
         .map(|k| format!("x-api-key: {k}\r\n"))
         .unwrap_or_default();
     let req = format!(
-        "GET /ws/chat HTTP/1.1\r\nhost: localhost\r\n{credential}connection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nhost: localhost\r\n{credential}connection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: {websocket_key}\r\n\r\n"
     );
     tls.write_all(req.as_bytes()).await.expect("write");
     let mut head = Vec::new();
