@@ -27,7 +27,6 @@ pub enum UpstreamSetupError {
 
 pub struct Forwarder {
     client: Client<HttpsConnector<HttpConnector>, LimitedBody>,
-    timeout: Duration,
 }
 
 /// Root certificates: the public web PKI plus an optional extra bundle.
@@ -82,19 +81,18 @@ impl Forwarder {
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new())
             .build(connector);
-        Ok(Forwarder {
-            client,
-            timeout: settings.timeout,
-        })
+        Ok(Forwarder { client })
     }
 
-    /// Sends the request and waits for the response head within `timeout`.
+    /// Sends the request and waits for the response head within `timeout`
+    /// (the policy's, read per request so a reload changes it).
     pub async fn send(
         &self,
         req: Request<LimitedBody>,
         body: &BodyFlags,
+        timeout: Duration,
     ) -> Result<Response<Incoming>, GatewayError> {
-        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+        match tokio::time::timeout(timeout, self.client.request(req)).await {
             Err(_) => Err(body.error().unwrap_or(GatewayError::GatewayTimeout)),
             Ok(Ok(response)) => {
                 let head: usize = response

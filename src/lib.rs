@@ -75,7 +75,6 @@ pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), Sta
     let access_log =
         access_log::AccessLog::start(&snapshot.access_log).map_err(StartError::AccessLog)?;
     let forwarder = forward::Forwarder::new(&snapshot.upstream)?;
-    let grace = snapshot.server.shutdown_grace;
     let admin_listener = match &snapshot.admin {
         Some(admin) => {
             Some(
@@ -158,6 +157,8 @@ pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), Sta
     tracing::info!(open_connections = connections.count(), "shutting down");
     let _ = stop_tx.send(true);
     let _ = server_task.await;
+    // The grace of the policy in force now: a reload may have changed it.
+    let grace = state.snapshot.load().server.shutdown_grace;
     let drained = tokio::time::timeout(grace, connections.drained()).await;
     // Lines of the last requests are still in the buffer.
     state.access_log.flush();

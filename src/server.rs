@@ -202,10 +202,10 @@ pub async fn serve(
     connections: Connections,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let server = state.snapshot.load().server.clone();
-    let builder = http_builder(&server);
     // Past `max_connections`, new connections wait in the kernel's backlog.
-    let slots = Arc::new(tokio::sync::Semaphore::new(server.max_connections));
+    // The semaphore is sized once: a reload that changes it says so (reload.rs).
+    let max_connections = state.snapshot.load().server.max_connections;
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     loop {
         let slot = tokio::select! {
             slot = slots.clone().acquire_owned() => match slot {
@@ -231,8 +231,9 @@ pub async fn serve(
         let state = state.clone();
         // Certificates loaded by a reload apply from the next handshake on.
         let acceptor = TlsAcceptor::from(state.tls.load_full());
-        let builder = builder.clone();
-        let server = server.clone();
+        // Timeouts and size limits of the policy in force when it was accepted.
+        let server = state.snapshot.load().server.clone();
+        let builder = http_builder(&server);
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             // A WebSocket tunnel takes a clone: it stays counted after this task ends.

@@ -94,6 +94,16 @@ pub(super) fn routes(
             ),
         );
     }
+    for (earlier, later, method) in table.method_gaps() {
+        let (e, l) = (&table.routes[earlier], &table.routes[later]);
+        diag.warning(
+            &format!("routes[{earlier}].methods"),
+            format!(
+                "a {method} request can fall past route `{}` (it lists only some methods) to route `{}` below, which demands less; add a route for the other methods of this path that demands as much, or narrow `{}`",
+                e.name, l.name, l.name
+            ),
+        );
+    }
     table
 }
 

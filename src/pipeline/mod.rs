@@ -464,7 +464,11 @@ async fn forward(
             let (parts, bytes) = r.into_parts();
             (parts, Payload::json(bytes))
         }),
-        UpstreamTarget::Http { .. } => match state.forwarder.send(req, &exceeded).await {
+        UpstreamTarget::Http { .. } => match state
+            .forwarder
+            .send(req, &exceeded, snapshot.upstream.timeout)
+            .await
+        {
             Ok(r) if r.status() == http::StatusCode::SWITCHING_PROTOCOLS => {
                 switch_protocols(r, websocket, snapshot.server.idle_timeout, conn)
             }

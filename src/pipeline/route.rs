@@ -126,6 +126,24 @@ impl Route {
         })
     }
 
+    /// Whether this route asks less than `other`: public where `other` is
+    /// not, or a subset of its scopes that is smaller or open to other
+    /// credential kinds. Routes asking for different scopes are not compared.
+    fn demands_less_than(&self, other: &Route) -> bool {
+        match (&self.auth, &other.auth) {
+            (_, RouteAuth::None) => false,
+            (RouteAuth::None, _) => true,
+            (RouteAuth::Kinds(mine), RouteAuth::Kinds(theirs)) => {
+                let subset = self.scopes.iter().all(|s| other.scopes.contains(s));
+                let fewer = self.scopes.len() < other.scopes.len();
+                let wider = (mine.api_key && !theirs.api_key)
+                    || (mine.jwt && !theirs.jwt)
+                    || (mine.introspection && !theirs.introspection);
+                subset && (fewer || wider)
+            }
+        }
+    }
+
     /// Whether this route matches every request `later` matches (a shadow).
     pub fn shadows(&self, later: &Route) -> bool {
         let methods_cover = match (&self.methods, &later.methods) {
@@ -143,6 +161,49 @@ impl RouteTable {
         self.routes
             .iter()
             .find(|r| r.pattern.matches(path) && r.accepts_method(method))
+    }
+
+    /// Pairs (earlier, later, method): a request with `method` on a path both
+    /// match falls past the method-restricted earlier route to the later one,
+    /// which demands less (public, fewer scopes, or other credential kinds).
+    pub fn method_gaps(&self) -> Vec<(usize, usize, String)> {
+        let mut out = Vec::new();
+        for (i, earlier) in self.routes.iter().enumerate() {
+            if earlier.methods.is_none() {
+                continue;
+            }
+            let gap = self.routes[i + 1..]
+                .iter()
+                .enumerate()
+                .find_map(|(k, later)| {
+                    let overlap = later.pattern.covers(&earlier.pattern)
+                        || earlier.pattern.covers(&later.pattern);
+                    if !overlap || !later.demands_less_than(earlier) {
+                        return None;
+                    }
+                    let falls_through = |m: &Method| !earlier.accepts_method(m);
+                    let method = match &later.methods {
+                        None => Some(
+                            [
+                                Method::GET,
+                                Method::POST,
+                                Method::PUT,
+                                Method::PATCH,
+                                Method::DELETE,
+                            ]
+                            .into_iter()
+                            .find(|m| falls_through(m))
+                            .unwrap_or(Method::OPTIONS),
+                        ),
+                        Some(ms) => ms.iter().find(|m| falls_through(m)).cloned(),
+                    }?;
+                    Some((i + 1 + k, method.to_string()))
+                });
+            if let Some((j, method)) = gap {
+                out.push((i, j, method));
+            }
+        }
+        out
     }
 
     /// Pairs (earlier, later) where the later route can never match.

@@ -4,6 +4,7 @@
 
 use crate::metrics;
 use crate::pipeline::GatewayState;
+use crate::snapshot::Snapshot;
 use notify::{RecursiveMode, Watcher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,26 +31,12 @@ pub async fn reload(path: &Path, state: &GatewayState, worker: &PolicyWorker) {
     state.jwks.adopt(&mut loaded.snapshot.jwt).await;
     let old = state.snapshot.load();
     let new = &loaded.snapshot;
-    if new.server.listen != old.server.listen {
-        tracing::warn!("server.listen changed; the new address needs a restart");
-    }
-    if new.admin.as_ref().map(|a| a.listen) != old.admin.as_ref().map(|a| a.listen) {
-        tracing::warn!("admin.listen changed; the new address needs a restart");
-    }
-    if new.redis_url.is_some() != old.redis_url.is_some() {
-        tracing::warn!("rate_limits.backend changed; the new backend needs a restart");
-    }
-    if new.access_log.output != old.access_log.output
-        || new.access_log.format != old.access_log.format
-    {
-        tracing::warn!("access_log changed; the new output or format needs a restart");
-    }
-    if new.upstream.connect_timeout != old.upstream.connect_timeout
-        || new.upstream.timeout != old.upstream.timeout
-        || new.upstream.ca != old.upstream.ca
-    {
+    let needs_restart = settings_needing_restart(&old, new);
+    if !needs_restart.is_empty() {
         tracing::warn!(
-            "upstream timeouts or CA changed; they apply after a restart (the URL applies now)"
+            settings = %needs_restart.join(", "),
+            "policy reloaded, but these changed settings apply only after a restart: {}",
+            needs_restart.join(", ")
         );
     }
     state.limits.adopt(&new.limits);
@@ -61,6 +48,44 @@ pub async fn reload(path: &Path, state: &GatewayState, worker: &PolicyWorker) {
         tracing::warn!("{w}");
     }
     tracing::info!(file = %path.display(), "policy reloaded");
+}
+
+/// Settings read once at start (listeners, runtime, pools): a change to any
+/// of them is named, never silently ignored. Everything else (routes, keys,
+/// issuers, limits, timeouts and size limits of new connections, TLS
+/// certificates, the upstream URL) applies with the swap.
+fn settings_needing_restart(old: &Snapshot, new: &Snapshot) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut differs = |name, yes: bool| {
+        if yes {
+            changed.push(name);
+        }
+    };
+    differs("server.listen", new.server.listen != old.server.listen);
+    differs("server.workers", new.server.workers != old.server.workers);
+    differs(
+        "server.max_connections",
+        new.server.max_connections != old.server.max_connections,
+    );
+    differs(
+        "admin.listen",
+        new.admin.as_ref().map(|a| a.listen) != old.admin.as_ref().map(|a| a.listen),
+    );
+    differs(
+        "rate_limits.backend",
+        new.redis_url.is_some() != old.redis_url.is_some(),
+    );
+    differs(
+        "access_log",
+        new.access_log.output != old.access_log.output
+            || new.access_log.format != old.access_log.format,
+    );
+    differs(
+        "upstream.connect_timeout",
+        new.upstream.connect_timeout != old.upstream.connect_timeout,
+    );
+    differs("upstream.ca", new.upstream.ca != old.upstream.ca);
+    changed
 }
 
 /// Watches the policy file. The directory is watched, not the file, so an

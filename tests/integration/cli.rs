@@ -261,6 +261,13 @@ routes:
     auth: [jwt]
   - name: orders
     path: /orders/**
+  - name: admin
+    path: /admin/**
+    methods: [GET]
+    scopes: [admin]
+  - name: public
+    path: /**
+    auth: none
 ",
         crate::harness::digest("agk_one"),
         crate::harness::digest("agk_two")
@@ -278,4 +285,5 @@ routes:
     warning_at("`old` expired at 2020-01-01T00:00:00Z", 12);
     warning_at("`soon` expires at", 15);
     warning_at("not configured in the policy yet", 19);
+    warning_at("can fall past route `admin`", 24);
 }

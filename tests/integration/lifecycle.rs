@@ -352,3 +352,45 @@ async fn sigusr1_reopens_the_log_file_without_losing_a_line() {
         "the newest line goes to the new file"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_applies_size_limits_and_names_what_needs_a_restart() {
+    let gw = Gateway::start_with(
+        "  max_body_bytes: 1KiB\n  max_connections: 50\n",
+        "upstream:\n  url: echo\nroutes:\n  - name: all\n    path: /**\n    auth: none\n",
+    );
+    let post = |url: String| {
+        http::Request::post(url)
+            .body(http_body_util::Full::new(bytes::Bytes::from(vec![
+                b'x';
+                4096
+            ])))
+            .expect("request")
+    };
+    assert_eq!(gw.client().send(post(gw.url("/up"))).await.status, 413);
+
+    let path = gw.dir.path().join("gateway.yaml");
+    let policy = std::fs::read_to_string(&path).expect("policy");
+    let raised = policy
+        .replace("max_body_bytes: 1KiB", "max_body_bytes: 64KiB")
+        .replace("max_connections: 50", "max_connections: 60");
+    std::fs::write(&path, raised).expect("write");
+    signal(&gw, "-HUP");
+    let mut status = 0;
+    for _ in 0..200 {
+        // A fresh client: a new connection under the reloaded policy.
+        status = gw.client().send(post(gw.url("/up"))).await.status.as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(status, 200, "{}", gw.stderr_text());
+    let stderr = gw.stderr_text();
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("apply only after a restart"))
+        .unwrap_or_else(|| panic!("no restart line:\n{stderr}"));
+    assert!(line.contains("server.max_connections"), "{line}");
+    assert!(!line.contains("max_body_bytes"), "{line}");
+}
