@@ -15,13 +15,6 @@ fn key_policy(upstream: &str) -> String {
     )
 }
 
-fn status_of(raw: &str) -> u16 {
-    raw.split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {raw:?}"))
-}
-
 /// An HS256 issuer on the echo upstream, with `extra` lines for the issuer.
 fn token_gateway(extra: &str) -> Gateway {
     std::env::set_var(SECRET_VAR, HS_SECRET);

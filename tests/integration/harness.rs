@@ -30,6 +30,14 @@ pub fn digest(key: &str) -> String {
     authgate::auth::api_key::format_digest(&authgate::auth::api_key::sha256(key.as_bytes()))
 }
 
+/// The status code of a raw HTTP/1.1 response.
+pub fn status_of(raw: &str) -> u16 {
+    raw.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {raw:?}"))
+}
+
 /// The api_keys section the standard test policy uses.
 pub fn standard_keys() -> String {
     format!(

@@ -10,13 +10,6 @@ fn policy(upstream: &str) -> String {
     )
 }
 
-fn status_of(raw: &str) -> u16 {
-    raw.split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {raw:?}"))
-}
-
 async fn raw_get(gw: &Gateway, target: &str, extra: &str) -> String {
     gw.raw(
         format!("GET {target} HTTP/1.1\r\nhost: localhost\r\n{extra}connection: close\r\n\r\n")
