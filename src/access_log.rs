@@ -1,4 +1,4 @@
-//! One access-log record per request (SPEC §5). Lines are formatted on the
+//! One access-log record per request (docs/logs.md). Lines are formatted on the
 //! request's task and written by one thread, so a slow disk never blocks a
 //! request and lines never interleave.
 

@@ -1,4 +1,4 @@
-//! The admin listener (SPEC §6): plain HTTP on `admin.listen`, meant for
+//! The admin listener (docs/operations.md): plain HTTP on `admin.listen`, meant for
 //! loopback. Health and metrics are open; the revocation API needs the
 //! bearer token from `admin.token_env`, compared in constant time.
 

@@ -1,4 +1,4 @@
-//! The commands of SPEC §1.
+//! The commands of docs/operations.md.
 
 use authgate::auth::api_key::{format_digest, sha256, KEY_PREFIX};
 use authgate::config::{self, units, LoadError};

@@ -1,4 +1,4 @@
-//! The one error type of the request path. Each variant is a row of SPEC §4;
+//! The one error type of the request path. Each variant is a row of docs/requests.md;
 //! `status`, `code` and `decision` are exhaustive so a new row cannot be
 //! added without deciding all three.
 
@@ -64,7 +64,7 @@ pub enum GatewayError {
     GatewayTimeout,
 }
 
-/// The access log's `decision` field (SPEC §5).
+/// The access log's `decision` field (docs/logs.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     Allowed,
@@ -253,7 +253,7 @@ impl GatewayError {
         }
     }
 
-    /// The SPEC §4 JSON body.
+    /// The docs/requests.md JSON body.
     pub fn json_body(&self, request_id: &str) -> Bytes {
         let body = serde_json::json!({
             "error": self.code(),

@@ -1,4 +1,4 @@
-//! Prometheus metrics (SPEC §6). One process-wide set: the request path
+//! Prometheus metrics (docs/operations.md). One process-wide set: the request path
 //! records through `observe_request`, the rest through the small helpers.
 
 use crate::access_log::RequestRecord;

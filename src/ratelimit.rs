@@ -1,4 +1,4 @@
-//! Per-caller rate limits (SPEC §3 step 7, §4 429 and `RateLimit-*`), and
+//! Per-caller rate limits (docs/requests.md step 7, 429 and `RateLimit-*`), and
 //! the failed-authentication guard per client IP. In one process the
 //! buckets are governor's keyed GCRA limiters over a DashMap; with the
 //! Redis backend the same GCRA runs in Redis, shared by every replica, and
@@ -60,7 +60,7 @@ pub struct LimitPolicy {
 }
 
 impl LimitPolicy {
-    /// The route's limit, else the caller's own, else the default (SPEC §2).
+    /// The route's limit, else the caller's own, else the default (docs/policy.md).
     pub fn effective(&self, route: Option<&str>, caller: Option<&str>) -> Option<LimitSpec> {
         route
             .or(caller)

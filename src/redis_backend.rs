@@ -1,4 +1,4 @@
-//! Redis for scale-out (SPEC §7): the GCRA of every limit runs in one Lua
+//! Redis for scale-out (docs/operations.md): the GCRA of every limit runs in one Lua
 //! script (loaded once, called by SHA) so a limit holds across replicas,
 //! and revocations are stored with a TTL each and mirrored locally.
 //! When Redis is unreachable the gateway keeps serving on per-process
@@ -16,7 +16,7 @@ use std::time::Duration;
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 /// How often an outage is probed for recovery.
 pub const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
-/// The local revocation mirror is refreshed at least this often (SPEC §7: ≤ 5 s).
+/// The local revocation mirror is refreshed at least this often (docs/operations.md: ≤ 5 s).
 pub const REVOCATION_SYNC_INTERVAL: Duration = Duration::from_secs(2);
 
 const KEY_PREFIX: &str = "authgate:";

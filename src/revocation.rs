@@ -1,4 +1,4 @@
-//! Revoked tokens (SPEC §3 step 5, §6): by `jti`, or every token of an
+//! Revoked tokens (docs/requests.md step 5, docs/operations.md): by `jti`, or every token of an
 //! `iss`+`sub` issued before a time. Lives outside the policy snapshot, so
 //! a reload keeps it. Entries expire once the tokens they cover would have.
 

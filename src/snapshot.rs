@@ -109,7 +109,7 @@ pub struct IdentityHeaders {
 }
 
 impl Default for IdentityHeaders {
-    /// The SPEC §2 names.
+    /// The docs/policy.md names.
     fn default() -> Self {
         IdentityHeaders {
             subject: HeaderName::from_static("x-auth-subject"),
@@ -123,7 +123,7 @@ impl Default for IdentityHeaders {
 }
 
 impl IdentityHeaders {
-    /// Whether a header is one the gateway owns, so a caller may not send it (SPEC §3 step 3).
+    /// Whether a header is one the gateway owns, so a caller may not send it (docs/requests.md step 3).
     pub fn is_reserved(&self, name: &HeaderName) -> bool {
         let n = name.as_str();
         // HeaderName is always lower-case, so one prefix test covers every spelling.
@@ -155,7 +155,7 @@ pub struct AccessLogSettings {
     pub output: AccessLogOutput,
 }
 
-/// Credential kinds (SPEC §2 `routes[].auth`).
+/// Credential kinds (docs/policy.md `routes[].auth`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KindSet {
     pub api_key: bool,
@@ -175,7 +175,7 @@ impl KindSet {
 }
 
 impl ServerSettings {
-    /// Whether X-Forwarded-For from this peer is believed (SPEC §2 `trusted_proxies`).
+    /// Whether X-Forwarded-For from this peer is believed (docs/policy.md `trusted_proxies`).
     pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }

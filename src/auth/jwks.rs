@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The shortest time between two fetches triggered by unknown `kid`s (SPEC §6).
+/// The shortest time between two fetches triggered by unknown `kid`s (docs/operations.md).
 pub const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 /// Retry delay after a failed background refresh (capped by `jwks_refresh`).
 pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
@@ -101,7 +101,7 @@ impl KeySet {
     }
 
     /// The key for a token: by `kid` when the token names one, else the
-    /// first key whose type fits the algorithm (SPEC §6).
+    /// first key whose type fits the algorithm (docs/operations.md).
     pub fn find(&self, kid: Option<&str>, alg: Algorithm) -> Option<&VerifyKey> {
         let fits =
             |k: &&VerifyKey| k.key.family() == alg.family() && k.alg.is_none_or(|a| a == alg);

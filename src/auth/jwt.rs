@@ -1,4 +1,4 @@
-//! JWT validation for the trusted issuers (SPEC §2 `jwt`, §6 "keys in tokens
+//! JWT validation for the trusted issuers (docs/policy.md `jwt`, docs/operations.md "keys in tokens
 //! are never trusted"). The token's header and claims are pre-read only to
 //! choose the issuer and to refuse early; acceptance always comes from
 //! jsonwebtoken's signature and claim checks with the issuer's own keys.

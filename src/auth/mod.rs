@@ -1,4 +1,4 @@
-//! Turning one credential into an `Identity` (SPEC §3 step 4).
+//! Turning one credential into an `Identity` (docs/requests.md step 4).
 
 pub mod api_key;
 pub mod fetch;
@@ -15,7 +15,7 @@ use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use http::HeaderMap;
 use std::sync::Arc;
 
-/// Bearer tokens longer than this are refused before any parsing (SPEC §4).
+/// Bearer tokens longer than this are refused before any parsing (docs/requests.md).
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// How the caller authenticated (`X-Auth-Method`, access log `auth_method`).
@@ -50,7 +50,7 @@ pub struct Identity {
     /// The caller's rate-limit bucket: the key id, or the token's `iss`+`sub`.
     pub caller: crate::ratelimit::Caller,
     pub token: Option<TokenFacts>,
-    /// The identity headers to send upstream (SPEC §2 `identity`).
+    /// The identity headers to send upstream (docs/policy.md `identity`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -68,7 +68,7 @@ pub struct IdentityParts<'a> {
 }
 
 /// A claim as a header value: strings as they are, numbers and booleans
-/// printed, arrays space-joined (SPEC §2 `identity.claims`).
+/// printed, arrays space-joined (docs/policy.md `identity.claims`).
 fn claim_text(value: &serde_json::Value) -> Option<String> {
     use serde_json::Value;
     match value {
@@ -236,7 +236,7 @@ pub enum Kind {
     Introspection,
 }
 
-/// Classifies a credential (SPEC §3 step 4): a bearer token that parses as
+/// Classifies a credential (docs/requests.md step 4): a bearer token that parses as
 /// a JWS goes to the JWT issuers, any other to introspection.
 pub fn classify(credential: &Credential<'_>, configured: KindSet) -> Result<Kind, GatewayError> {
     let (Credential::ApiKey(secret) | Credential::Bearer(secret)) = credential;
@@ -267,7 +267,7 @@ pub fn classify(credential: &Credential<'_>, configured: KindSet) -> Result<Kind
 }
 
 /// Whether the route takes this kind of credential; checked before the
-/// credential is validated (SPEC §3 step 4).
+/// credential is validated (docs/requests.md step 4).
 pub fn kind_accepted(accepted: KindSet, kind: Kind) -> bool {
     match kind {
         Kind::ApiKey => accepted.api_key,

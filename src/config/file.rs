@@ -1,4 +1,4 @@
-//! The serde mirror of `gateway.yaml` (SPEC §2). No logic lives here: every
+//! The serde mirror of `gateway.yaml` (docs/policy.md). No logic lives here: every
 //! struct denies unknown fields so a typo can never silently weaken security,
 //! and every section has a default so each can be checked on its own.
 
@@ -37,11 +37,11 @@ pub struct ServerFile {
     pub max_body_bytes: Option<ByteSize>,
     pub shutdown_grace: Option<Duration>,
     pub trusted_proxies: Vec<String>,
-    /// Extension to SPEC §2: open client connections at most; more wait.
+    /// Open client connections at most; more wait in the backlog.
     pub max_connections: Option<usize>,
-    /// Extension to SPEC §2: longest pause inside a request body.
+    /// Longest pause inside a request body (408 past it).
     pub body_timeout: Option<Duration>,
-    /// Extension to SPEC §2: entries of the verified-token cache.
+    /// Entries of the verified-token cache.
     pub token_cache_entries: Option<usize>,
 }
 

@@ -1,4 +1,4 @@
-//! Header hygiene: what callers may not send (SPEC §3 step 3), hop-by-hop
+//! Header hygiene: what callers may not send (docs/requests.md step 3), hop-by-hop
 //! removal (RFC 9110 §7.6.1) and the headers the gateway adds (step 8).
 
 use crate::auth::Identity;
@@ -76,7 +76,7 @@ const SPOOFABLE: [&str; 19] = [
 ];
 
 /// Removes every `X-Auth-*` header (any case), every identity header, and
-/// the headers that rewrite the request or claim a client address (SPEC §3 step 3).
+/// the headers that rewrite the request or claim a client address (docs/requests.md step 3).
 pub fn strip_identity(headers: &mut HeaderMap, identity: &IdentityHeaders) {
     let reserved: Vec<HeaderName> = headers
         .keys()
@@ -103,7 +103,7 @@ pub fn add_identity(headers: &mut HeaderMap, id: &Identity) {
 }
 
 /// The address of the real client: the peer, or, when the peer is a trusted
-/// proxy, the right-most `X-Forwarded-For` entry that is not one (SPEC §3 step 7).
+/// proxy, the right-most `X-Forwarded-For` entry that is not one (docs/requests.md step 7).
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, server: &ServerSettings) -> IpAddr {
     if !server.is_trusted_proxy(peer) {
         return peer;

@@ -1,4 +1,4 @@
-//! `handle()`: the stages of SPEC §3, in order, as plain async functions.
+//! `handle()`: the stages of docs/requests.md, in order, as plain async functions.
 //! Only `handle` turns an error into a response, and the access log is
 //! written exactly once, by the response body, whatever happened.
 
@@ -117,7 +117,7 @@ pub async fn handle(
         rate_limit: None,
     });
     let result = run(&snapshot, &state, &conn, &mut record, req).await;
-    // SPEC §3 step 7: every refused credential takes a token from the IP's bucket.
+    // docs/requests.md step 7: every refused credential takes a token from the IP's bucket.
     if let (Err(GatewayError::InvalidCredential { .. }), Some(guard)) =
         (&result, snapshot.limits.failed_auth_per_ip)
     {
@@ -217,7 +217,7 @@ async fn run(
     forward(snapshot, state, record, req, websocket, conn).await
 }
 
-/// SPEC §3 steps 4–7 for a route that needs a credential: who is calling,
+/// docs/requests.md steps 4–7 for a route that needs a credential: who is calling,
 /// whether their token is revoked, whether they hold the route's scopes,
 /// and whether their rate limit lets them through.
 async fn admit(
@@ -406,7 +406,7 @@ fn refuse_hostile_targets(req: &Request<Incoming>) -> Result<(), GatewayError> {
     Ok(())
 }
 
-/// Rewrites the caller's request into the one the upstream receives (SPEC §3 step 8).
+/// Rewrites the caller's request into the one the upstream receives (docs/requests.md step 8).
 fn prepare_upstream_request(
     snapshot: &Snapshot,
     conn: &ConnInfo,

@@ -1,4 +1,4 @@
-//! Path normalization (RFC 3986 §6.2.2) with the refusals of SPEC §3 step 1.
+//! Path normalization (RFC 3986 §6.2.2) with the refusals of docs/requests.md step 1.
 //! The normalized path is both what routes match and what goes upstream, so
 //! the gateway and the upstream can never disagree about which path was asked for.
 

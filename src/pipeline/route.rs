@@ -1,4 +1,4 @@
-//! Route patterns and first-match lookup (SPEC §2 "Path patterns", §3 step 2).
+//! Route patterns and first-match lookup (docs/policy.md "Path patterns", docs/requests.md step 2).
 
 use crate::snapshot::KindSet;
 use http::Method;
@@ -156,7 +156,7 @@ impl Route {
 }
 
 impl RouteTable {
-    /// First match in file order (SPEC §3 step 2).
+    /// First match in file order (docs/requests.md step 2).
     pub fn find(&self, method: &Method, path: &str) -> Option<&Route> {
         self.routes
             .iter()

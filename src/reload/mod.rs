@@ -1,4 +1,4 @@
-//! Policy reload (SPEC §6): on SIGHUP or a change of the file on disk,
+//! Policy reload (docs/operations.md): on SIGHUP or a change of the file on disk,
 //! parse → validate → compile off the hot path, then publish with one
 //! atomic swap. An invalid file is refused and the running policy stays.
 

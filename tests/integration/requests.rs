@@ -1,4 +1,4 @@
-//! Each SPEC §4 row this gateway produces: status, error code, headers,
+//! Each docs/requests.md row this gateway produces: status, error code, headers,
 //! JSON body with the request id, and the access log's decision and reason.
 
 use crate::harness::*;
