@@ -133,7 +133,7 @@ fn bench_jwt(c: &mut Criterion) {
     use authgate::auth::token_cache::TokenCache;
     use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut loaded, rsa) = jwt_policy(dir.path());
+    let (loaded, rsa) = jwt_policy(dir.path());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
@@ -155,30 +155,39 @@ fn bench_jwt(c: &mut Criterion) {
     .expect("hs token");
     let names = loaded.snapshot.identity.clone();
 
-    let cached = &loaded.snapshot.jwt;
+    let verifier = &loaded.snapshot.jwt;
+    let cache = TokenCache::new(1_000);
+    let no_cache = TokenCache::new(0);
     c.bench_function("jwt_verify/rs256_cached", |b| {
         b.iter(|| {
-            let r =
-                runtime.block_on(cached.verify(&Secret::new(black_box(rs_token.as_str())), &names));
+            let r = runtime.block_on(verifier.verify(
+                &Secret::new(black_box(rs_token.as_str())),
+                &names,
+                &cache,
+            ));
             black_box(r.is_ok())
         })
     });
-    loaded.snapshot.jwt.cache = TokenCache::new(0);
-    let uncached = &loaded.snapshot.jwt;
     assert!(runtime
-        .block_on(uncached.verify(&Secret::new(rs_token.as_str()), &names))
+        .block_on(verifier.verify(&Secret::new(rs_token.as_str()), &names, &no_cache))
         .is_ok());
     c.bench_function("jwt_verify/rs256_uncached", |b| {
         b.iter(|| {
-            let r = runtime
-                .block_on(uncached.verify(&Secret::new(black_box(rs_token.as_str())), &names));
+            let r = runtime.block_on(verifier.verify(
+                &Secret::new(black_box(rs_token.as_str())),
+                &names,
+                &no_cache,
+            ));
             black_box(r.is_ok())
         })
     });
     c.bench_function("jwt_verify/hs256_uncached", |b| {
         b.iter(|| {
-            let r = runtime
-                .block_on(uncached.verify(&Secret::new(black_box(hs_token.as_str())), &names));
+            let r = runtime.block_on(verifier.verify(
+                &Secret::new(black_box(hs_token.as_str())),
+                &names,
+                &no_cache,
+            ));
             black_box(r.is_ok())
         })
     });

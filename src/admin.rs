@@ -171,16 +171,18 @@ struct RevocationBody {
 /// Parses a revocation; anything but exactly one of the two shapes is refused whole.
 fn parse_revocation(bytes: &[u8]) -> Result<Revocation, &'static str> {
     let body: RevocationBody = serde_json::from_slice(bytes).map_err(|_| {
-        "The body must be JSON: {\"jti\", \"exp\"} or {\"sub\", \"iss\", \"before\"}."
+        "The body must be JSON: {\"jti\", \"exp\"} (optionally \"iss\") or {\"sub\", \"iss\", \"before\"}."
     })?;
     match body {
         RevocationBody {
             jti: Some(jti),
             exp: Some(exp),
             sub: None,
-            iss: None,
+            iss,
             before: None,
-        } if !jti.is_empty() => Ok(Revocation::Jti { jti, exp }),
+        } if !jti.is_empty() && iss.as_ref().is_none_or(|i| !i.is_empty()) => {
+            Ok(Revocation::Jti { jti, exp, iss })
+        }
         RevocationBody {
             jti: None,
             exp: None,
@@ -188,7 +190,7 @@ fn parse_revocation(bytes: &[u8]) -> Result<Revocation, &'static str> {
             iss: Some(iss),
             before: Some(before),
         } if !sub.is_empty() && !iss.is_empty() => Ok(Revocation::Subject { sub, iss, before }),
-        _ => Err("Send either {\"jti\", \"exp\"} or {\"sub\", \"iss\", \"before\"}, with non-empty strings and unix times."),
+        _ => Err("Send either {\"jti\", \"exp\"} (optionally \"iss\") or {\"sub\", \"iss\", \"before\"}, with non-empty strings and unix times."),
     }
 }
 
@@ -207,13 +209,20 @@ async fn post_revocation(req: Request<Incoming>, state: &GatewayState) -> AdminR
         }
     };
     match parse_revocation(&bytes) {
-        Ok(entry) => {
-            state.revoke(&entry).await;
-            json_response(
+        Ok(entry) => match state.revoke(&entry).await {
+            Ok(()) => json_response(
                 StatusCode::CREATED,
                 serde_json::to_value(&entry).unwrap_or_default(),
-            )
-        }
+            ),
+            Err(full) => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "revocation_list_full",
+                &format!(
+                    "The list holds {} live entries, the bound set by revocation.max_entries; nothing was stored. Entries leave as the tokens they cover expire; a subject entry revokes many tokens at once.",
+                    full.max_entries
+                ),
+            ),
+        },
         Err(description) => error(StatusCode::BAD_REQUEST, "invalid_request", description),
     }
 }
@@ -228,7 +237,16 @@ mod tests {
             parse_revocation(br#"{"jti":"a","exp":5}"#),
             Ok(Revocation::Jti {
                 jti: "a".into(),
-                exp: 5
+                exp: 5,
+                iss: None,
+            })
+        );
+        assert_eq!(
+            parse_revocation(br#"{"jti":"a","exp":5,"iss":"https://idp/"}"#),
+            Ok(Revocation::Jti {
+                jti: "a".into(),
+                exp: 5,
+                iss: Some("https://idp/".into()),
             })
         );
         assert!(parse_revocation(br#"{"sub":"s","iss":"i","before":9}"#).is_ok());
@@ -236,6 +254,7 @@ mod tests {
             &br#"{"jti":"a"}"#[..],
             br#"{"jti":"a","exp":5,"sub":"s"}"#,
             br#"{"jti":"","exp":5}"#,
+            br#"{"jti":"a","exp":5,"iss":""}"#,
             br#"{"jti":"a","exp":"soon"}"#,
             br#"{"sub":"s","iss":"i"}"#,
             br#"{"jti":"a","exp":5,"extra":1}"#,

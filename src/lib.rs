@@ -89,24 +89,33 @@ pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), Sta
         None => None,
     };
     let revocations = Arc::new(revocation::RevocationStore::default());
+    let token_cache = auth::token_cache::TokenCache::new(snapshot.jwt.cache_capacity);
     let mut limits = ratelimit::RateLimits::default();
     limits.adopt(&snapshot.limits);
     if let Some(url) = &snapshot.redis_url {
         let backend =
             Arc::new(redis_backend::RedisBackend::new(url.expose()).map_err(StartError::Redis)?);
         backend.connect().await;
-        redis_backend::spawn_health(backend.clone(), revocations.clone());
         limits.redis = Some(backend);
     }
+    let shared_snapshot: snapshot::SharedSnapshot = Arc::new(ArcSwap::from_pointee(snapshot));
+    if let Some(backend) = &limits.redis {
+        let shared = shared_snapshot.clone();
+        redis_backend::spawn_health(backend.clone(), revocations.clone(), move || {
+            shared.load().revocation_max_entries
+        });
+    }
     let state = Arc::new(GatewayState {
-        snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
+        snapshot: shared_snapshot,
         revocations,
         limits,
         jwks,
+        token_cache,
         forwarder,
         access_log,
         request_ids: pipeline::headers::RequestIds::new(),
         tls: ArcSwap::from_pointee(tls_config),
+        grace_over: watch::Sender::new(false),
     });
     let mut terminate = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
@@ -160,14 +169,18 @@ pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), Sta
     // The grace of the policy in force now: a reload may have changed it.
     let grace = state.snapshot.load().server.shutdown_grace;
     let drained = tokio::time::timeout(grace, connections.drained()).await;
-    // Lines of the last requests are still in the buffer.
-    state.access_log.flush();
     if drained.is_err() {
         tracing::warn!(
             open_connections = connections.count(),
             "shutdown grace period over; closing the remaining connections"
         );
+        state.grace_over.send_replace(true);
+        // Tunnels close at once; give them a moment to say goodbye to both ends.
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), connections.drained())
+            .await;
     }
+    // Lines of the last requests are still in the buffer.
+    state.access_log.flush();
     Ok(())
 }
 

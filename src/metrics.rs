@@ -29,6 +29,11 @@ pub struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IssuerLabels {
+    pub issuer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct IssuerResultLabels {
     pub issuer: String,
     pub result: &'static str,
@@ -43,6 +48,7 @@ pub struct Metrics {
     pub rate_limited: Counter,
     pub upstream_errors: Family<ReasonLabels, Counter>,
     pub jwks_refreshes: Family<IssuerResultLabels, Counter>,
+    pub token_verifications: Family<IssuerLabels, Counter>,
     pub reloads: Family<ResultLabels, Counter>,
     pub open_connections: Gauge,
 }
@@ -63,6 +69,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         rate_limited: Counter::default(),
         upstream_errors: Family::default(),
         jwks_refreshes: Family::default(),
+        token_verifications: Family::default(),
         reloads: Family::default(),
         open_connections: Gauge::default(),
     };
@@ -100,6 +107,11 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "jwks_refreshes",
         "JWKS fetches by issuer and result",
         m.jwks_refreshes.clone(),
+    );
+    registry.register(
+        "token_verifications",
+        "JWT signature checks by issuer (a token found in the verified-token cache is not checked again)",
+        m.token_verifications.clone(),
     );
     registry.register(
         "policy_reloads",
@@ -146,6 +158,16 @@ pub fn observe_request(record: &RequestRecord, duration_secs: f64) {
         }
         Decision::Allowed | Decision::Forbidden | Decision::NotFound | Decision::BadRequest => {}
     }
+}
+
+/// One JWT signature check: a miss of the verified-token cache.
+pub fn token_verified(issuer: &str) {
+    METRICS
+        .token_verifications
+        .get_or_create(&IssuerLabels {
+            issuer: issuer.to_string(),
+        })
+        .inc();
 }
 
 pub fn reload(ok: bool) {

@@ -282,7 +282,11 @@ impl RedisBackend {
 }
 
 /// Probes Redis while it is away and keeps the revocation mirror fresh.
-pub fn spawn_health(backend: Arc<RedisBackend>, store: Arc<RevocationStore>) {
+pub fn spawn_health(
+    backend: Arc<RedisBackend>,
+    store: Arc<RevocationStore>,
+    max_entries: impl Fn() -> usize + Send + 'static,
+) {
     tokio::spawn(async move {
         let mut last_sync = tokio::time::Instant::now() - REVOCATION_SYNC_INTERVAL;
         loop {
@@ -291,8 +295,18 @@ pub fn spawn_health(backend: Arc<RedisBackend>, store: Arc<RevocationStore>) {
             }
             if !backend.is_degraded() && last_sync.elapsed() >= REVOCATION_SYNC_INTERVAL {
                 if let Some(list) = backend.load_revocations().await {
-                    for entry in &list {
-                        store.insert(entry);
+                    let max = max_entries();
+                    let refused = list
+                        .iter()
+                        .filter(|e| store.insert(e, max).is_err())
+                        .count();
+                    if refused > 0 {
+                        // Replicas posting at once can pass the bound together.
+                        tracing::warn!(
+                            refused,
+                            max_entries = max,
+                            "Redis holds more revocations than revocation.max_entries; the extra ones are not mirrored here"
+                        );
                     }
                 }
                 last_sync = tokio::time::Instant::now();

@@ -9,6 +9,8 @@ use std::time::Duration;
 /// How long a sub-before entry is kept: tokens carry no bound on their
 /// lifetime that the store could know, so it outlives any sane access token.
 pub const SUBJECT_ENTRY_LIFETIME: Duration = Duration::from_secs(90 * 86_400);
+/// `revocation.max_entries` unless the policy says otherwise.
+pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
 
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -22,6 +24,9 @@ pub enum Revocation {
     Jti {
         jti: String,
         exp: u64,
+        /// Only this issuer's token with the `jti`; every issuer's when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        iss: Option<String>,
     },
     Subject {
         sub: String,
@@ -38,26 +43,55 @@ pub struct TokenFacts {
     pub exp: Option<u64>,
 }
 
+/// The store holds `max_entries` already; the new entry was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreFull {
+    pub max_entries: usize,
+}
+
+/// `iss` of a jti entry that covers every issuer. The admin API refuses an
+/// empty `iss`, so no issuer-scoped entry can take this key.
+const ANY_ISSUER: &str = "";
+
 #[derive(Debug, Default)]
 pub struct RevocationStore {
-    /// jti → the token's exp.
-    jtis: DashMap<String, u64>,
+    /// (iss or ANY_ISSUER, jti) → the token's exp.
+    jtis: DashMap<(String, String), u64>,
     /// (iss, sub) → revoke tokens issued before this time.
     subjects: DashMap<(String, String), u64>,
+    /// Inserts one at a time, so the bound holds exactly.
+    insert_lock: std::sync::Mutex<()>,
 }
 
 impl RevocationStore {
-    pub fn insert(&self, entry: &Revocation) {
+    /// Stores an entry unless that would take the store past `max_entries`
+    /// live entries; an entry that replaces one already there always fits.
+    pub fn insert(&self, entry: &Revocation, max_entries: usize) -> Result<(), StoreFull> {
+        let _one_at_a_time = self.insert_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let full = self.jtis.len() + self.subjects.len() >= max_entries;
         match entry {
-            Revocation::Jti { jti, exp } => {
-                self.jtis.insert(jti.clone(), *exp);
+            Revocation::Jti { jti, exp, iss } => {
+                let key = (
+                    iss.as_deref().unwrap_or(ANY_ISSUER).to_string(),
+                    jti.clone(),
+                );
+                if full && !self.jtis.contains_key(&key) {
+                    return Err(StoreFull { max_entries });
+                }
+                let mut slot = self.jtis.entry(key).or_insert(0);
+                *slot = (*slot).max(*exp);
             }
             Revocation::Subject { sub, iss, before } => {
+                let key = (iss.clone(), sub.clone());
+                if full && !self.subjects.contains_key(&key) {
+                    return Err(StoreFull { max_entries });
+                }
                 // A later cut-off covers everything an earlier one did.
-                let mut slot = self.subjects.entry((iss.clone(), sub.clone())).or_insert(0);
+                let mut slot = self.subjects.entry(key).or_insert(0);
                 *slot = (*slot).max(*before);
             }
         }
+        Ok(())
     }
 
     /// Whether the token is revoked at `now` (unix seconds).
@@ -66,7 +100,12 @@ impl RevocationStore {
             return false;
         }
         if let Some(jti) = &facts.jti {
-            if self.jtis.get(jti).is_some_and(|exp| *exp >= now) {
+            let live = |scope: &str| {
+                self.jtis
+                    .get(&(scope.to_string(), jti.clone()))
+                    .is_some_and(|exp| *exp >= now)
+            };
+            if !self.jtis.is_empty() && (live(ANY_ISSUER) || live(iss)) {
                 return true;
             }
         }
@@ -91,8 +130,9 @@ impl RevocationStore {
             .jtis
             .iter()
             .map(|e| Revocation::Jti {
-                jti: e.key().clone(),
+                jti: e.key().1.clone(),
                 exp: *e.value(),
+                iss: Some(e.key().0.clone()).filter(|iss| iss != ANY_ISSUER),
             })
             .collect();
         out.extend(self.subjects.iter().map(|e| Revocation::Subject {
@@ -119,12 +159,24 @@ mod tests {
     #[test]
     fn jti_entries_revoke_until_the_token_expires() {
         let store = RevocationStore::default();
-        store.insert(&Revocation::Jti {
-            jti: "t1".into(),
+        let jti = |jti: &str, iss: Option<&str>| Revocation::Jti {
+            jti: jti.into(),
             exp: 1_000,
-        });
+            iss: iss.map(str::to_string),
+        };
+        store.insert(&jti("t1", None), 10).expect("room");
+        store
+            .insert(&jti("t3", Some("https://a/")), 10)
+            .expect("room");
         assert!(store.is_revoked("i", "s", &facts(Some("t1"), None), 999));
         assert!(!store.is_revoked("i", "s", &facts(Some("t2"), None), 999));
+        assert!(store.is_revoked("https://a/", "s", &facts(Some("t3"), None), 999));
+        assert!(
+            !store.is_revoked("https://b/", "s", &facts(Some("t3"), None), 999),
+            "an entry naming its issuer spares the same jti of another"
+        );
+        assert_eq!(store.list(999).len(), 2);
+        assert!(store.list(999).contains(&jti("t3", Some("https://a/"))));
         store.purge(1_001);
         assert!(store.list(1_001).is_empty());
     }
@@ -132,15 +184,43 @@ mod tests {
     #[test]
     fn subject_entries_revoke_older_tokens_and_those_without_iat() {
         let store = RevocationStore::default();
-        store.insert(&Revocation::Subject {
-            sub: "alice".into(),
-            iss: "https://idp/".into(),
-            before: 500,
-        });
+        store
+            .insert(
+                &Revocation::Subject {
+                    sub: "alice".into(),
+                    iss: "https://idp/".into(),
+                    before: 500,
+                },
+                10,
+            )
+            .expect("room");
         assert!(store.is_revoked("https://idp/", "alice", &facts(None, Some(499)), 600));
         assert!(store.is_revoked("https://idp/", "alice", &facts(None, None), 600));
         assert!(!store.is_revoked("https://idp/", "alice", &facts(None, Some(500)), 600));
         assert!(!store.is_revoked("https://other/", "alice", &facts(None, Some(1)), 600));
         assert!(!store.is_revoked("https://idp/", "bob", &facts(None, Some(1)), 600));
+    }
+
+    #[test]
+    fn the_bound_refuses_new_entries_but_not_updates() {
+        let store = RevocationStore::default();
+        let subject = |sub: &str, before| Revocation::Subject {
+            sub: sub.into(),
+            iss: "https://idp/".into(),
+            before,
+        };
+        store.insert(&subject("a", 1), 2).expect("room");
+        store.insert(&subject("b", 1), 2).expect("room");
+        assert_eq!(
+            store.insert(&subject("c", 1), 2),
+            Err(StoreFull { max_entries: 2 })
+        );
+        assert!(store.insert(&subject("a", 5), 2).is_ok(), "replaces a");
+        let listed = store.list(10);
+        assert_eq!(listed.len(), 2);
+        assert!(listed.contains(&subject("a", 5)));
+        assert!(!listed
+            .iter()
+            .any(|e| matches!(e, Revocation::Subject { sub, .. } if sub == "c")));
     }
 }

@@ -157,7 +157,11 @@ fn http_builder(server: &ServerSettings) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// Counts open connections so shutdown can wait for them.
+/// How often a full accept loop looks at `max_connections` again.
+const LIMIT_RECHECK: Duration = Duration::from_millis(250);
+
+/// Counts open connections so shutdown can wait for them and the accept
+/// loop can hold to `max_connections`.
 #[derive(Clone, Default)]
 pub struct Connections(Arc<(AtomicUsize, tokio::sync::Notify)>);
 
@@ -170,6 +174,19 @@ impl Connections {
 
     pub fn count(&self) -> usize {
         self.0 .0.load(Ordering::Acquire)
+    }
+
+    /// Waits until fewer than `limit()` connections are open. The limit is
+    /// asked again now and then, so a reload that raises it lets waiting
+    /// connections in without one closing first.
+    async fn below(&self, limit: impl Fn() -> usize) {
+        loop {
+            let notified = self.0 .1.notified();
+            if self.count() < limit() {
+                return;
+            }
+            let _ = tokio::time::timeout(LIMIT_RECHECK, notified).await;
+        }
     }
 
     /// Waits until every connection has closed.
@@ -202,18 +219,13 @@ pub async fn serve(
     connections: Connections,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    // Past `max_connections`, new connections wait in the kernel's backlog.
-    // The semaphore is sized once: a reload that changes it says so (reload.rs).
-    let max_connections = state.snapshot.load().server.max_connections;
-    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     loop {
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(s) => s,
-                Err(_) => break,
-            },
+        // Past `max_connections` (of the policy in force now), new
+        // connections wait in the kernel's backlog.
+        tokio::select! {
+            () = connections.below(|| state.snapshot.load().server.max_connections) => {}
             _ = shutdown.changed() => break,
-        };
+        }
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -237,7 +249,7 @@ pub async fn serve(
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             // A WebSocket tunnel takes a clone: it stays counted after this task ends.
-            let hold = pipeline::ConnHold(Arc::new((guard, slot)));
+            let hold = pipeline::ConnHold(Arc::new(guard));
             let activity = Arc::new(Activity {
                 epoch: Instant::now(),
                 last_ms: AtomicU64::new(0),

@@ -42,6 +42,8 @@ pub struct Snapshot {
     pub limits: crate::ratelimit::LimitPolicy,
     /// Set when `rate_limits.backend: redis`.
     pub redis_url: Option<crate::secret::Secret<String>>,
+    /// `revocation.max_entries`.
+    pub revocation_max_entries: usize,
 }
 
 #[derive(Debug)]

@@ -63,13 +63,15 @@ pub fn restore_headers(headers: &mut HeaderMap) {
 }
 
 /// Joins the caller's and the upstream's upgraded connections until either
-/// closes, or no byte moved either way for `idle`. `hold` keeps the
-/// connection counted (and its `max_connections` slot taken) meanwhile.
+/// closes, no byte moved either way for `idle`, or `grace_over` turns true
+/// (shutdown grace spent). `hold` keeps the connection counted (so within
+/// `max_connections`) meanwhile.
 pub async fn tunnel<H: Send + 'static>(
     client: OnUpgrade,
     upstream: OnUpgrade,
     idle: Duration,
     hold: H,
+    mut grace_over: tokio::sync::watch::Receiver<bool>,
 ) {
     let _hold = hold;
     let (client, upstream) = match tokio::join!(client, upstream) {
@@ -99,6 +101,9 @@ pub async fn tunnel<H: Send + 'static>(
     tokio::select! {
         _ = async { tokio::join!(up, down) } => {}
         _ = quiet => tracing::debug!("websocket tunnel closed after idle_timeout"),
+        _ = grace_over.wait_for(|over| *over) => {
+            tracing::debug!("websocket tunnel closed: shutdown grace over");
+        }
     }
 }
 

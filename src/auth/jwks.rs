@@ -53,7 +53,8 @@ impl KeySet {
                 key: DecodingKey::from_secret(secret),
             }],
             generation: 1,
-            digest: [0; 32],
+            // Only hashed into the issuer's fingerprint, never shown.
+            digest: crate::auth::api_key::sha256(secret),
         }
     }
 

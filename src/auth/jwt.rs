@@ -4,7 +4,7 @@
 //! jsonwebtoken's signature and claim checks with the issuer's own keys.
 
 use super::jwks::{KeySet, RemoteKeys};
-use super::token_cache::TokenCache;
+use super::token_cache::{Stamp, TokenCache};
 use super::{Identity, IdentityParts, Method};
 use crate::error::{GatewayError, Scheme};
 use crate::revocation::TokenFacts;
@@ -40,6 +40,9 @@ impl IssuerKeys {
 #[derive(Debug)]
 pub struct Issuer {
     pub issuer: Arc<str>,
+    /// A digest of everything configured for this issuer (static keys
+    /// included): a reload that changes any of it retires cached tokens.
+    pub fingerprint: u64,
     pub keys: IssuerKeys,
     /// One prepared `Validation` per allowed algorithm.
     pub validations: Vec<(Algorithm, Validation)>,
@@ -93,11 +96,18 @@ fn check_required(claims: &Map<String, Value>, required: &[&str]) -> Result<(), 
     Ok(())
 }
 
-/// All issuers, by their exact `iss`, and the verified-token cache.
+impl Issuer {
+    fn stamp(&self) -> Stamp {
+        (self.fingerprint, self.keys.current().generation)
+    }
+}
+
+/// All issuers, by their exact `iss`.
 #[derive(Debug, Default)]
 pub struct JwtVerifier {
     pub issuers: HashMap<String, Issuer>,
-    pub cache: TokenCache,
+    /// `server.token_cache_entries`: the bound of the (live) verified-token cache.
+    pub cache_capacity: usize,
 }
 
 fn invalid(reason: &'static str, description: &'static str) -> GatewayError {
@@ -230,13 +240,14 @@ impl JwtVerifier {
         &self,
         token: &Secret<&str>,
         names: &IdentityHeaders,
+        cache: &TokenCache,
     ) -> Result<Arc<Identity>, GatewayError> {
         let token = *token.expose();
         let now = unix_now();
         // The cache is asked first: a token verified before costs one hash.
         let digest = super::api_key::sha256(token.as_bytes());
-        let generation_of = |iss: &str| self.issuers.get(iss).map(|i| i.keys.current().generation);
-        if let Some(hit) = self.cache.get(&digest, now, generation_of) {
+        let stamp_of = |iss: &str| self.issuers.get(iss).map(Issuer::stamp);
+        if let Some(hit) = cache.get(&digest, now, stamp_of) {
             return Ok(hit);
         }
         let mut parts = token.split('.');
@@ -289,6 +300,7 @@ impl JwtVerifier {
             Some(_) => invalid("unknown_kid", "The token's key id is not known."),
             None => invalid("no_matching_key", "No key of the issuer fits the token."),
         })?;
+        crate::metrics::token_verified(&issuer.issuer);
         jsonwebtoken::decode::<Value>(token, &key.key, validation)
             .map_err(|e| map_error(e.kind()))?;
 
@@ -345,8 +357,13 @@ impl JwtVerifier {
         );
         // Without exp the entry lives for the cache's own maximum age.
         let valid_until = exp.map(|e| e.saturating_add(issuer.leeway.as_secs()));
-        self.cache
-            .insert(digest, identity.clone(), keys.generation, valid_until, now);
+        cache.insert(
+            digest,
+            identity.clone(),
+            (issuer.fingerprint, keys.generation),
+            valid_until,
+            now,
+        );
         Ok(identity)
     }
 }

@@ -281,12 +281,16 @@ pub async fn authenticate(
     snapshot: &Snapshot,
     credential: &Credential<'_>,
     kind: Kind,
+    token_cache: &token_cache::TokenCache,
 ) -> Result<Arc<Identity>, GatewayError> {
     let now = std::time::SystemTime::now();
     match (credential, kind) {
         (Credential::ApiKey(key), _) => snapshot.api_keys.authenticate(key, now),
         (Credential::Bearer(token), Kind::Jwt) => {
-            snapshot.jwt.verify(token, &snapshot.identity).await
+            snapshot
+                .jwt
+                .verify(token, &snapshot.identity, token_cache)
+                .await
         }
         (Credential::Bearer(token), _) => {
             snapshot

@@ -1,11 +1,18 @@
 //! The verified-token cache: a token seen before skips signature
 //! verification (an RSA verify costs tens of microseconds). Keyed by the
 //! SHA-256 of the token, never the token; entries die at the token's `exp`
-//! and whenever the issuer's key set changes (its generation moves on).
+//! and whenever the issuer's key set or its configuration changes (its
+//! stamp moves on). The cache is live state: it outlives policy reloads, and
+//! the stamp is what keeps an entry from outliving the rules that made it.
 
 use super::Identity;
 use dashmap::DashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
+/// What verified a token: the issuer's configuration fingerprint and the
+/// generation of its key set. An entry counts only while both are current.
+pub type Stamp = (u64, u64);
 
 /// Entries kept at most, unless the policy says otherwise.
 pub const DEFAULT_CAPACITY: usize = 100_000;
@@ -15,7 +22,7 @@ pub const MAX_AGE_WITHOUT_EXP: u64 = 300;
 #[derive(Debug)]
 struct Entry {
     identity: Arc<Identity>,
-    generation: u64,
+    stamp: Stamp,
     /// Unix seconds after which the entry is dead.
     until: u64,
 }
@@ -23,7 +30,8 @@ struct Entry {
 #[derive(Debug)]
 pub struct TokenCache {
     entries: DashMap<[u8; 32], Entry>,
-    capacity: usize,
+    /// Set from the policy on every load.
+    capacity: AtomicUsize,
 }
 
 impl Default for TokenCache {
@@ -36,8 +44,21 @@ impl TokenCache {
     pub fn new(capacity: usize) -> TokenCache {
         TokenCache {
             entries: DashMap::new(),
-            capacity,
+            capacity: AtomicUsize::new(capacity),
         }
+    }
+
+    /// A reload may change the bound; entries over a lower one go as new ones come.
+    pub fn set_capacity(&self, capacity: usize) {
+        self.capacity.store(capacity, Ordering::Relaxed);
+        if capacity == 0 {
+            self.entries.clear();
+        }
+    }
+
+    /// Forgets every entry (identity header names changed, so every cached identity is stale).
+    pub fn clear(&self) {
+        self.entries.clear();
     }
 
     pub fn len(&self) -> usize {
@@ -48,17 +69,17 @@ impl TokenCache {
         self.entries.is_empty()
     }
 
-    /// A live entry made with its issuer's current keys; `generation_of`
-    /// gives an issuer's current key generation (`None`: issuer gone).
+    /// A live entry made under its issuer's current configuration and keys;
+    /// `stamp_of` gives an issuer's current stamp (`None`: issuer gone).
     pub fn get(
         &self,
         digest: &[u8; 32],
         now: u64,
-        generation_of: impl Fn(&str) -> Option<u64>,
+        stamp_of: impl Fn(&str) -> Option<Stamp>,
     ) -> Option<Arc<Identity>> {
         let entry = self.entries.get(digest)?;
-        let current = entry.identity.issuer.as_deref().and_then(&generation_of);
-        if current == Some(entry.generation) && now <= entry.until {
+        let current = entry.identity.issuer.as_deref().and_then(&stamp_of);
+        if current == Some(entry.stamp) && now <= entry.until {
             return Some(entry.identity.clone());
         }
         drop(entry);
@@ -70,15 +91,16 @@ impl TokenCache {
         &self,
         digest: [u8; 32],
         identity: Arc<Identity>,
-        generation: u64,
+        stamp: Stamp,
         expires: Option<u64>,
         now: u64,
     ) {
-        if self.capacity == 0 {
+        let capacity = self.capacity.load(Ordering::Relaxed);
+        if capacity == 0 {
             return;
         }
-        if self.entries.len() >= self.capacity {
-            self.make_room(now);
+        if self.entries.len() >= capacity {
+            self.make_room(now, capacity);
         }
         let until = expires
             .unwrap_or(u64::MAX)
@@ -87,7 +109,7 @@ impl TokenCache {
             digest,
             Entry {
                 identity,
-                generation,
+                stamp,
                 until,
             },
         );
@@ -95,14 +117,14 @@ impl TokenCache {
 
     /// Drops dead entries; if the cache is still full, drops an arbitrary
     /// tenth, so a flood of distinct valid tokens costs re-verification, not memory.
-    fn make_room(&self, now: u64) {
+    fn make_room(&self, now: u64, capacity: usize) {
         self.entries.retain(|_, e| e.until >= now);
-        let excess = self.entries.len() + self.capacity / 10 + 1;
-        if excess > self.capacity {
+        let excess = self.entries.len() + capacity / 10 + 1;
+        if excess > capacity {
             let victims: Vec<[u8; 32]> = self
                 .entries
                 .iter()
-                .take(excess - self.capacity)
+                .take(excess - capacity)
                 .map(|e| *e.key())
                 .collect();
             for key in victims {
@@ -135,21 +157,29 @@ mod tests {
     }
 
     #[test]
-    fn entries_die_at_exp_and_on_key_rotation() {
+    fn entries_die_at_exp_on_key_rotation_and_on_a_new_issuer_configuration() {
         let cache = TokenCache::new(10);
-        cache.insert([1; 32], identity(), 7, Some(1_100), 1_000);
-        assert!(cache.get(&[1; 32], 1_050, |_| Some(7)).is_some());
+        cache.insert([1; 32], identity(), (3, 7), Some(1_100), 1_000);
+        assert!(cache.get(&[1; 32], 1_050, |_| Some((3, 7))).is_some());
         assert!(
-            cache.get(&[1; 32], 1_050, |_| Some(8)).is_none(),
+            cache.get(&[1; 32], 1_050, |_| Some((3, 8))).is_none(),
             "new key generation"
         );
-        cache.insert([1; 32], identity(), 7, Some(1_100), 1_000);
+        cache.insert([1; 32], identity(), (3, 7), Some(1_100), 1_000);
+        assert!(
+            cache.get(&[1; 32], 1_050, |_| Some((4, 7))).is_none(),
+            "issuer configured differently"
+        );
+        cache.insert([1; 32], identity(), (3, 7), Some(1_100), 1_000);
         assert!(
             cache.get(&[1; 32], 1_050, |_| None).is_none(),
             "issuer gone"
         );
-        cache.insert([1; 32], identity(), 7, Some(1_100), 1_000);
-        assert!(cache.get(&[1; 32], 1_101, |_| Some(7)).is_none(), "expired");
+        cache.insert([1; 32], identity(), (3, 7), Some(1_100), 1_000);
+        assert!(
+            cache.get(&[1; 32], 1_101, |_| Some((3, 7))).is_none(),
+            "expired"
+        );
         assert!(cache.is_empty());
     }
 
@@ -159,7 +189,7 @@ mod tests {
         for i in 0..1_000u32 {
             let mut d = [0u8; 32];
             d[..4].copy_from_slice(&i.to_le_bytes());
-            cache.insert(d, identity(), 1, Some(u64::MAX), 0);
+            cache.insert(d, identity(), (1, 1), Some(u64::MAX), 0);
             assert!(cache.len() <= 100);
         }
     }

@@ -36,6 +36,14 @@ pub(super) fn compile(
             Some(other) => diag.error("revocation.backend", format!("`{other}` is not a backend; write `memory` or `redis`")),
         }
     }
+    let revocation_max_entries = match file.revocation.as_ref().and_then(|r| r.max_entries) {
+        Some(0) => {
+            diag.error("revocation.max_entries", "`max_entries: 0` would refuse every revocation; give a bound of at least 1 (default 100000)");
+            crate::revocation::DEFAULT_MAX_ENTRIES
+        }
+        Some(n) => n,
+        None => crate::revocation::DEFAULT_MAX_ENTRIES,
+    };
     let token_cache_entries = file.server.token_cache_entries;
     let server = server(file.server, diag, &resolve);
     let upstream = upstream(file.upstream, diag, &resolve);
@@ -50,9 +58,7 @@ pub(super) fn compile(
     };
     let api_keys = api_keys(file.api_keys.unwrap_or_default(), &identity, diag);
     let mut jwt = super::tokens::issuers(file.jwt.unwrap_or_default(), diag, &resolve, env);
-    if let Some(entries) = token_cache_entries {
-        jwt.cache = crate::auth::token_cache::TokenCache::new(entries);
-    }
+    jwt.cache_capacity = token_cache_entries.unwrap_or(crate::auth::token_cache::DEFAULT_CAPACITY);
     let introspection =
         super::tokens::introspection(file.introspection.unwrap_or_default(), diag, &resolve, env);
     let routes = super::routes::routes(file.routes, kinds, &limits, diag);
@@ -72,6 +78,7 @@ pub(super) fn compile(
         admin,
         limits,
         redis_url,
+        revocation_max_entries,
     })
 }
 

@@ -154,6 +154,8 @@ pub struct LimitFile {
 #[serde(deny_unknown_fields, default)]
 pub struct RevocationFile {
     pub backend: Option<String>,
+    /// Live entries kept at most; a revocation past it is refused.
+    pub max_entries: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

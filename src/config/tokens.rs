@@ -2,10 +2,10 @@
 
 use super::file::{IntrospectionFile, IssuerFile};
 use super::Diagnostics;
+use crate::auth::fetch;
 use crate::auth::introspection::{Endpoint, Introspector};
 use crate::auth::jwks::{KeySet, RemoteKeys, RemoteSource, SystemClock};
 use crate::auth::jwt::{Issuer, IssuerKeys, JwtVerifier};
-use crate::auth::{fetch, token_cache::TokenCache};
 use crate::secret::Secret;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, Validation};
 use std::collections::HashMap;
@@ -84,7 +84,7 @@ pub(super) fn issuers(
     }
     JwtVerifier {
         issuers,
-        cache: TokenCache::default(),
+        cache_capacity: crate::auth::token_cache::DEFAULT_CAPACITY,
     }
 }
 
@@ -96,6 +96,8 @@ fn issuer(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Option<Issuer> {
     let errors_before = diag.error_count();
+    // Every field as written; the key material itself joins below.
+    let written = format!("{f:?}");
     if f.issuer.is_empty() {
         diag.error(
             &at("issuer"),
@@ -224,9 +226,16 @@ fn issuer(
             (*alg, v)
         })
         .collect();
+    let keys = keys?;
+    let static_digest = match &keys {
+        IssuerKeys::Static(set) => set.digest,
+        IssuerKeys::Remote(_) => [0; 32],
+    };
+    let fingerprint = crate::auth::api_key::sha256(&[written.as_bytes(), &static_digest].concat());
     Some(Issuer {
         issuer: f.issuer.as_str().into(),
-        keys: keys?,
+        fingerprint: u64::from_le_bytes(fingerprint[..8].try_into().unwrap_or_default()),
+        keys,
         validations,
         leeway,
         scope_claim: f.scope_claim.unwrap_or_else(|| "scope".into()),

@@ -41,20 +41,31 @@ pub struct GatewayState {
     pub revocations: Arc<crate::revocation::RevocationStore>,
     pub limits: crate::ratelimit::RateLimits,
     pub jwks: crate::auth::jwks::JwksRegistry,
+    /// Verified JWTs; entries outlive reloads that leave their issuer as it was.
+    pub token_cache: crate::auth::token_cache::TokenCache,
     pub forwarder: Forwarder,
     pub access_log: AccessLog,
     pub request_ids: RequestIds,
     /// TLS settings for new handshakes; replaced on reload.
     pub tls: arc_swap::ArcSwap<rustls::ServerConfig>,
+    /// Turns true when the shutdown grace is spent: what still runs on its
+    /// own (WebSocket tunnels) closes then.
+    pub grace_over: tokio::sync::watch::Sender<bool>,
 }
 
 impl GatewayState {
     /// Enters a revocation here at once and, with Redis, for every replica.
-    pub async fn revoke(&self, entry: &crate::revocation::Revocation) {
-        self.revocations.insert(entry);
+    /// Past `revocation.max_entries` it is stored nowhere.
+    pub async fn revoke(
+        &self,
+        entry: &crate::revocation::Revocation,
+    ) -> Result<(), crate::revocation::StoreFull> {
+        let max_entries = self.snapshot.load().revocation_max_entries;
+        self.revocations.insert(entry, max_entries)?;
         if let Some(redis) = &self.limits.redis {
             redis.store_revocation(entry).await;
         }
+        Ok(())
     }
 }
 
@@ -265,7 +276,7 @@ async fn admit(
     if !auth::kind_accepted(accepted, kind) {
         return Err(not_accepted());
     }
-    let identity = auth::authenticate(snapshot, &credential, kind).await?;
+    let identity = auth::authenticate(snapshot, &credential, kind, &state.token_cache).await?;
     record.subject = Some(identity.subject.clone());
     record.key_id.clone_from(&identity.key_id);
     // 5. Revocation.
@@ -313,6 +324,7 @@ fn switch_protocols(
     websocket: Option<(String, hyper::upgrade::OnUpgrade)>,
     idle: std::time::Duration,
     conn: &ConnInfo,
+    grace_over: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(http::response::Parts, Payload), GatewayError> {
     let Some((expected, client)) = websocket else {
         return Err(GatewayError::BadGateway {
@@ -333,6 +345,7 @@ fn switch_protocols(
         upstream,
         idle,
         conn.hold.clone(),
+        grace_over,
     ));
     Ok((parts, Payload::Upstream(body)))
 }
@@ -469,9 +482,13 @@ async fn forward(
             .send(req, &exceeded, snapshot.upstream.timeout)
             .await
         {
-            Ok(r) if r.status() == http::StatusCode::SWITCHING_PROTOCOLS => {
-                switch_protocols(r, websocket, snapshot.server.idle_timeout, conn)
-            }
+            Ok(r) if r.status() == http::StatusCode::SWITCHING_PROTOCOLS => switch_protocols(
+                r,
+                websocket,
+                snapshot.server.idle_timeout,
+                conn,
+                state.grace_over.subscribe(),
+            ),
             Ok(r) => {
                 let (mut parts, body) = r.into_parts();
                 headers::remove_hop_by_hop(&mut parts.headers);

@@ -40,6 +40,11 @@ pub async fn reload(path: &Path, state: &GatewayState, worker: &PolicyWorker) {
         );
     }
     state.limits.adopt(&new.limits);
+    state.token_cache.set_capacity(new.jwt.cache_capacity);
+    // Cached identities carry the claim headers of the old names.
+    if format!("{:?}", old.identity) != format!("{:?}", new.identity) {
+        state.token_cache.clear();
+    }
     state.tls.store(Arc::new(tls_config));
     let retired = state.snapshot.swap(Arc::new(loaded.snapshot));
     worker.retire(retired);
@@ -63,10 +68,6 @@ fn settings_needing_restart(old: &Snapshot, new: &Snapshot) -> Vec<&'static str>
     };
     differs("server.listen", new.server.listen != old.server.listen);
     differs("server.workers", new.server.workers != old.server.workers);
-    differs(
-        "server.max_connections",
-        new.server.max_connections != old.server.max_connections,
-    );
     differs(
         "admin.listen",
         new.admin.as_ref().map(|a| a.listen) != old.admin.as_ref().map(|a| a.listen),

@@ -11,6 +11,7 @@ fn check(policy: &str) -> (i32, String, String) {
     let out = Command::new(binary())
         .args(["check", "-c"])
         .arg(&path)
+        .env("AUTHGATE_TEST_ADMIN_TOKEN", crate::harness::ADMIN_TOKEN)
         .output()
         .expect("run check");
     (
@@ -268,6 +269,9 @@ routes:
   - name: public
     path: /**
     auth: none
+admin:
+  listen: 0.0.0.0:9090
+  token_env: AUTHGATE_TEST_ADMIN_TOKEN
 ",
         crate::harness::digest("agk_one"),
         crate::harness::digest("agk_two")
@@ -286,4 +290,5 @@ routes:
     warning_at("`soon` expires at", 15);
     warning_at("not configured in the policy yet", 19);
     warning_at("can fall past route `admin`", 24);
+    warning_at("the admin listener 0.0.0.0:9090 is not on loopback", 30);
 }

@@ -366,6 +366,15 @@ impl Gateway {
         panic!("no access-log line for {request_id}:\n{}", self.output());
     }
 
+    /// Sends a signal (`-HUP`, `-TERM`, …) with kill(1), as an operator would.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -652,4 +661,30 @@ impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The sum of every sample of `metric` in a Prometheus text exposition.
+pub fn prometheus_total(text: &str, metric: &str) -> f64 {
+    let mut total = 0.0;
+    for line in text.lines() {
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (name_and_labels, value) = line.rsplit_once(' ').expect("`name value` line");
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad sample value: {line}"));
+        let name = name_and_labels.split('{').next().expect("name");
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name: {line}"
+        );
+        if name == metric {
+            total += value;
+        }
+    }
+    total
 }

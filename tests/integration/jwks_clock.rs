@@ -4,6 +4,7 @@
 use crate::idp::*;
 use authgate::auth::jwks::{Clock, RemoteKeys, RemoteSource};
 use authgate::auth::jwt::IssuerKeys;
+use authgate::auth::token_cache::TokenCache;
 use authgate::secret::Secret;
 use jsonwebtoken::Algorithm;
 use serde_json::json;
@@ -58,12 +59,13 @@ async fn a_rotated_key_is_fetched_once_then_passes_and_floods_wait_30s() {
     let verifier = &mut loaded.snapshot.jwt;
     verifier.issuers.get_mut(issuer).expect("issuer").keys = IssuerKeys::Remote(remote.clone());
     let names = loaded.snapshot.identity.clone();
+    let cache = TokenCache::default();
 
     remote.refresh().await.expect("first fetch");
     assert_eq!(idp.state.fetches(), 1);
     let token = |key: &SigningKey| key.sign(&claims(issuer, json!({})), json!({}));
     assert!(verifier
-        .verify(&Secret::new(&token(&old)), &names)
+        .verify(&Secret::new(&token(&old)), &names, &cache)
         .await
         .is_ok());
 
@@ -72,14 +74,16 @@ async fn a_rotated_key_is_fetched_once_then_passes_and_floods_wait_30s() {
     let new = SigningKey::generate(Algorithm::RS256, "k2");
     idp.state.set_keys(&[&old, &new]);
     clock.advance(Duration::from_secs(10));
-    let refused = verifier.verify(&Secret::new(&token(&new)), &names).await;
+    let refused = verifier
+        .verify(&Secret::new(&token(&new)), &names, &cache)
+        .await;
     assert_eq!(refused.err().map(|e| e.reason()), Some("unknown_kid"));
     assert_eq!(idp.state.fetches(), 1);
 
     // 31 s after it: exactly one fetch, then the token passes.
     clock.advance(Duration::from_secs(21));
     assert!(verifier
-        .verify(&Secret::new(&token(&new)), &names)
+        .verify(&Secret::new(&token(&new)), &names, &cache)
         .await
         .is_ok());
     assert_eq!(idp.state.fetches(), 2);
@@ -91,12 +95,18 @@ async fn a_rotated_key_is_fetched_once_then_passes_and_floods_wait_30s() {
             &claims(issuer, json!({})),
             json!({"kid": format!("flood-{i}")}),
         );
-        assert!(verifier.verify(&Secret::new(&t), &names).await.is_err());
+        assert!(verifier
+            .verify(&Secret::new(&t), &names, &cache)
+            .await
+            .is_err());
     }
     assert_eq!(idp.state.fetches(), 2);
     clock.advance(Duration::from_secs(30));
     let t = stranger.sign(&claims(issuer, json!({})), json!({"kid": "flood-x"}));
-    assert!(verifier.verify(&Secret::new(&t), &names).await.is_err());
+    assert!(verifier
+        .verify(&Secret::new(&t), &names, &cache)
+        .await
+        .is_err());
     assert_eq!(idp.state.fetches(), 3, "one fetch per 30 s window");
 }
 
@@ -111,15 +121,22 @@ async fn the_verified_token_cache_is_dropped_when_keys_rotate() {
     };
     remote.refresh().await.expect("fetch");
     let names = loaded.snapshot.identity.clone();
+    let cache = TokenCache::default();
     let verifier = &mut loaded.snapshot.jwt;
     let token = k1.sign(&claims(issuer, json!({})), json!({}));
-    assert!(verifier.verify(&Secret::new(&token), &names).await.is_ok());
-    assert_eq!(verifier.cache.len(), 1);
-    assert!(verifier.verify(&Secret::new(&token), &names).await.is_ok());
+    assert!(verifier
+        .verify(&Secret::new(&token), &names, &cache)
+        .await
+        .is_ok());
+    assert_eq!(cache.len(), 1);
+    assert!(verifier
+        .verify(&Secret::new(&token), &names, &cache)
+        .await
+        .is_ok());
     // k1 is withdrawn: the cached verification must not outlive it.
     let k2 = SigningKey::generate(Algorithm::RS256, "k2");
     idp.state.set_keys(&[&k2]);
     remote.refresh().await.expect("fetch");
-    let refused = verifier.verify(&Secret::new(&token), &names).await;
+    let refused = verifier.verify(&Secret::new(&token), &names, &cache).await;
     assert_eq!(refused.err().map(|e| e.reason()), Some("unknown_kid"));
 }

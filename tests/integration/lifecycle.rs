@@ -5,14 +5,6 @@ use std::process::Command;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn signal(gw: &Gateway, sig: &str) {
-    let status = Command::new("kill")
-        .args([sig, &gw.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-}
-
 /// Reads until the peer closes; `None` if it was still open at the timeout.
 async fn read_until_closed(
     tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
@@ -39,7 +31,7 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     while upstream.requests().is_empty() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    signal(&gw, "-TERM");
+    gw.signal("-TERM");
     let reply = in_flight.await.expect("request task");
     assert_eq!(reply.status, 200);
     assert_eq!(&reply.body[..], b"upstream ok");
@@ -72,7 +64,7 @@ async fn sighup_reloads_a_valid_policy_and_keeps_the_old_one_when_broken() {
         ),
     );
     std::fs::write(&path, &with_reader).expect("write");
-    signal(&gw, "-HUP");
+    gw.signal("-HUP");
     let mut status = 0;
     for _ in 0..200 {
         status = client
@@ -93,7 +85,7 @@ async fn sighup_reloads_a_valid_policy_and_keeps_the_old_one_when_broken() {
         with_reader.replace("scopes: [orders:read]\n", "scopez: [orders:read]\n"),
     )
     .expect("write");
-    signal(&gw, "-HUP");
+    gw.signal("-HUP");
     for _ in 0..200 {
         if gw.stderr_text().contains("reload refused") {
             break;
@@ -230,7 +222,7 @@ async fn a_request_in_flight_during_a_reload_completes() {
     let path = gw.dir.path().join("gateway.yaml");
     let text = std::fs::read_to_string(&path).expect("policy");
     std::fs::write(&path, text.replace("name: slow", "name: slow-renamed")).expect("write");
-    signal(&gw, "-HUP");
+    gw.signal("-HUP");
     let reply = in_flight.await.expect("task");
     assert_eq!(reply.status, 200);
     // The request that started under the old policy logs the old route name.
@@ -259,7 +251,7 @@ async fn a_new_certificate_is_served_to_new_connections_after_reload() {
     ] {
         std::fs::rename(gw.dir.path().join(from), gw.dir.path().join(to)).expect("move");
     }
-    signal(&gw, "-HUP");
+    gw.signal("-HUP");
     let expected = {
         use rustls::pki_types::{pem::PemObject, CertificateDer};
         CertificateDer::from_pem_file(gw.cert_path())
@@ -307,7 +299,7 @@ async fn sigusr1_reopens_the_log_file_without_losing_a_line() {
         );
     }
     std::fs::rename(&log, &rotated).expect("rotate");
-    signal(&gw, "-USR1");
+    gw.signal("-USR1");
     for _ in 0..200 {
         if gw.stderr_text().contains("access log reopened") {
             break;
@@ -356,7 +348,7 @@ async fn sigusr1_reopens_the_log_file_without_losing_a_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_applies_size_limits_and_names_what_needs_a_restart() {
     let gw = Gateway::start_with(
-        "  max_body_bytes: 1KiB\n  max_connections: 50\n",
+        "  max_body_bytes: 1KiB\n  workers: 1\n",
         "upstream:\n  url: echo\nroutes:\n  - name: all\n    path: /**\n    auth: none\n",
     );
     let post = |url: String| {
@@ -373,9 +365,9 @@ async fn a_reload_applies_size_limits_and_names_what_needs_a_restart() {
     let policy = std::fs::read_to_string(&path).expect("policy");
     let raised = policy
         .replace("max_body_bytes: 1KiB", "max_body_bytes: 64KiB")
-        .replace("max_connections: 50", "max_connections: 60");
+        .replace("workers: 1", "workers: 2");
     std::fs::write(&path, raised).expect("write");
-    signal(&gw, "-HUP");
+    gw.signal("-HUP");
     let mut status = 0;
     for _ in 0..200 {
         // A fresh client: a new connection under the reloaded policy.
@@ -391,6 +383,6 @@ async fn a_reload_applies_size_limits_and_names_what_needs_a_restart() {
         .lines()
         .find(|l| l.contains("apply only after a restart"))
         .unwrap_or_else(|| panic!("no restart line:\n{stderr}"));
-    assert!(line.contains("server.max_connections"), "{line}");
+    assert!(line.contains("server.workers"), "{line}");
     assert!(!line.contains("max_body_bytes"), "{line}");
 }

@@ -135,31 +135,6 @@ async fn failed_authentications_lock_out_the_client_ip_before_credentials_are_ch
     assert_eq!(reply.status, 200);
 }
 
-fn prometheus_total(text: &str, metric: &str) -> f64 {
-    let mut total = 0.0;
-    for line in text.lines() {
-        if line.starts_with('#') || line.is_empty() {
-            continue;
-        }
-        let (name_and_labels, value) = line.rsplit_once(' ').expect("`name value` line");
-        let value: f64 = value
-            .parse()
-            .unwrap_or_else(|_| panic!("bad sample value: {line}"));
-        let name = name_and_labels.split('{').next().expect("name");
-        assert!(
-            !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
-            "bad metric name: {line}"
-        );
-        if name == metric {
-            total += value;
-        }
-    }
-    total
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_health_and_metrics_count_every_request() {
     let gw = Gateway::start(&format!(

@@ -9,6 +9,7 @@ mod idp;
 mod jwks_clock;
 mod lifecycle;
 mod limits;
+mod live_state;
 mod properties;
 mod readme;
 mod requests;
