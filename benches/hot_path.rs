@@ -1,10 +1,10 @@
 //! Criterion benchmarks of the request path's hot pieces.
 //! Run: `cargo bench --bench hot_path`
 
-use authgate::auth::api_key::{format_digest, sha256};
+use authgate::auth::api_key::format_digest;
 use authgate::config;
 use authgate::pipeline::{headers, normalize::normalize};
-use authgate::secret::Secret;
+use authgate::secret::{sha256, Secret};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http::Method;
 use std::path::Path;
@@ -64,6 +64,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let id = big
                 .snapshot
+                .auth
                 .api_keys
                 .authenticate(&Secret::new(black_box(key.as_str())), SystemTime::now());
             black_box(id.is_ok())
@@ -71,6 +72,7 @@ fn bench(c: &mut Criterion) {
     });
 
     let identity = snap
+        .auth
         .api_keys
         .authenticate(&Secret::new("agk_bench_key_5"), SystemTime::now())
         .ok();
@@ -79,7 +81,7 @@ fn bench(c: &mut Criterion) {
             let mut h = http::HeaderMap::new();
             h.insert("x-auth-subject", http::HeaderValue::from_static("spoof"));
             h.insert("accept", http::HeaderValue::from_static("*/*"));
-            headers::strip_identity(&mut h, &snap.identity);
+            headers::strip_identity(&mut h, &snap.auth.identity);
             if let Some(id) = &identity {
                 headers::add_identity(&mut h, id);
             }
@@ -91,7 +93,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("policy_load");
     group.sample_size(10);
     group.bench_function("100000_keys", |b| {
-        b.iter(|| black_box(load(&text).snapshot.api_keys.by_digest.len()))
+        b.iter(|| black_box(load(&text).snapshot.auth.api_keys.by_digest.len()))
     });
     group.finish();
 }
@@ -153,9 +155,9 @@ fn bench_jwt(c: &mut Criterion) {
         &hs_key,
     )
     .expect("hs token");
-    let names = loaded.snapshot.identity.clone();
+    let names = loaded.snapshot.auth.identity.clone();
 
-    let verifier = &loaded.snapshot.jwt;
+    let verifier = &loaded.snapshot.auth.jwt;
     let cache = TokenCache::new(1_000);
     let no_cache = TokenCache::new(0);
     c.bench_function("jwt_verify/rs256_cached", |b| {
@@ -221,8 +223,7 @@ fn bench_limits(c: &mut Criterion) {
             .expect("redis url"),
     );
     assert!(runtime.block_on(backend.connect()), "redis reachable");
-    let mut with_redis = RateLimits::default();
-    with_redis.redis = Some(backend);
+    let with_redis = RateLimits::default().with_redis(Some(backend));
     c.bench_function("rate_limit_check/redis_loopback", |b| {
         b.iter(|| black_box(runtime.block_on(with_redis.check(spec, &caller)).allowed))
     });

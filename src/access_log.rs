@@ -3,13 +3,31 @@
 //! request and lines never interleave.
 
 use crate::error::Decision;
-use crate::snapshot::{AccessLogFormat, AccessLogOutput, AccessLogSettings};
 use serde::Serialize;
 use std::io::Write;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    Json,
+    Common,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogOutput {
+    Stdout,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct AccessLogSettings {
+    pub format: AccessLogFormat,
+    pub output: AccessLogOutput,
+}
 
 /// What the request path learned about one request, filled in stage by stage.
 /// It never holds a credential: only the key id and subject.

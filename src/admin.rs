@@ -93,7 +93,7 @@ async fn route(req: Request<Incoming>, state: &GatewayState) -> AdminResponse {
             }
             match *method {
                 Method::GET => {
-                    let list = state.revocations.list(crate::revocation::unix_now());
+                    let list = state.revocations.list(crate::clock::unix_now());
                     json_response(
                         StatusCode::OK,
                         serde_json::to_value(list).unwrap_or_default(),
@@ -117,6 +117,7 @@ async fn route(req: Request<Incoming>, state: &GatewayState) -> AdminResponse {
 
 fn readiness(state: &GatewayState) -> AdminResponse {
     let mut failing: Vec<String> = state
+        .auth
         .jwks
         .without_keys()
         .into_iter()

@@ -140,7 +140,7 @@ pub struct ResponseBody {
     bytes_out: u64,
     log: Option<(Box<RequestRecord>, AccessLog)>,
     /// Held until the response is done; marks the connection busy for the idle timer.
-    _in_flight: Option<crate::server::InFlight>,
+    _in_flight: Option<crate::activity::InFlight>,
 }
 
 impl ResponseBody {
@@ -148,7 +148,7 @@ impl ResponseBody {
         payload: Payload,
         record: Box<RequestRecord>,
         log: AccessLog,
-        in_flight: Option<crate::server::InFlight>,
+        in_flight: Option<crate::activity::InFlight>,
     ) -> Self {
         ResponseBody {
             payload,
@@ -161,7 +161,14 @@ impl ResponseBody {
     fn finish(&mut self) {
         if let Some((mut record, log)) = self.log.take() {
             record.bytes_out = self.bytes_out;
-            crate::metrics::observe_request(&record, record.started.elapsed().as_secs_f64());
+            crate::metrics::observe_request(&crate::metrics::FinishedRequest {
+                route: &record.route,
+                status: record.status,
+                decision: record.decision,
+                reason: record.reason,
+                upstream_ms: record.upstream_ms,
+                duration_secs: record.started.elapsed().as_secs_f64(),
+            });
             log.write(&record);
         }
     }

@@ -1,7 +1,8 @@
 //! The commands of docs/operations.md.
 
-use authgate::auth::api_key::{format_digest, sha256, KEY_PREFIX};
+use authgate::auth::api_key::{format_digest, KEY_PREFIX};
 use authgate::config::{self, units, LoadError};
+use authgate::secret::sha256;
 use base64::Engine;
 use clap::{Parser, Subcommand};
 use std::io::Read;
@@ -174,7 +175,7 @@ fn check(path: &std::path::Path) -> Result<(), Failure> {
         "{}: ok ({} routes, {} API keys)",
         path.display(),
         loaded.snapshot.routes.routes.len(),
-        loaded.snapshot.api_keys.by_digest.len()
+        loaded.snapshot.auth.api_keys.by_digest.len()
     );
     Ok(())
 }

@@ -3,14 +3,13 @@
 
 use crate::body::{BodyFlags, LimitedBody};
 use crate::error::GatewayError;
-use crate::snapshot::{UpstreamSettings, UpstreamTarget};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How long an idle upstream connection stays in the pool.
@@ -18,59 +17,39 @@ pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// An upstream response head larger than this is a 502, not a memory sink.
 pub const MAX_UPSTREAM_HEAD_BYTES: usize = 64 * 1024;
 
-/// Errors building the upstream client (bad CA file).
-#[derive(Debug, thiserror::Error)]
-pub enum UpstreamSetupError {
-    #[error("cannot read upstream CA bundle {path}: {reason}")]
-    Ca { path: String, reason: String },
+#[derive(Debug, Clone)]
+pub enum UpstreamTarget {
+    /// The built-in echo service.
+    Echo,
+    Http {
+        /// `http` or `https`.
+        scheme: http::uri::Scheme,
+        authority: http::uri::Authority,
+        /// Prefix put before every forwarded path; empty for `/`.
+        base_path: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    pub target: UpstreamTarget,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub ca: Option<PathBuf>,
+    pub pass_credentials: bool,
 }
 
 pub struct Forwarder {
     client: Client<HttpsConnector<HttpConnector>, LimitedBody>,
 }
 
-/// Root certificates: the public web PKI plus an optional extra bundle.
-pub fn client_tls_config(
-    extra_ca: Option<&std::path::Path>,
-) -> Result<rustls::ClientConfig, UpstreamSetupError> {
-    use rustls::pki_types::{pem::PemObject, CertificateDer};
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(path) = extra_ca {
-        let err = |reason: String| UpstreamSetupError::Ca {
-            path: path.display().to_string(),
-            reason,
-        };
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| err(e.to_string()))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| err(e.to_string()))?;
-        if certs.is_empty() {
-            return Err(err("no certificate in file".into()));
-        }
-        for cert in certs {
-            roots.add(cert).map_err(|e| err(e.to_string()))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| UpstreamSetupError::Ca {
-            path: String::new(),
-            reason: e.to_string(),
-        })?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(config)
-}
-
 impl Forwarder {
-    pub fn new(settings: &UpstreamSettings) -> Result<Forwarder, UpstreamSetupError> {
+    pub fn new(settings: &UpstreamSettings) -> Result<Forwarder, crate::tls::CaBundleError> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(settings.connect_timeout));
-        let tls = client_tls_config(settings.ca.as_deref())?;
+        let tls = crate::tls::client_tls_config(settings.ca.as_deref())?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()

@@ -5,9 +5,11 @@
 //! `snapshot::Snapshot` compiled by `config::load`.
 
 pub mod access_log;
+pub mod activity;
 pub mod admin;
 pub mod auth;
 pub mod body;
+pub mod clock;
 pub mod config;
 pub mod echo;
 pub mod error;
@@ -42,7 +44,7 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Upstream(#[from] forward::UpstreamSetupError),
+    CaBundle(#[from] tls::CaBundleError),
     #[error("cannot open the access log: {0}")]
     AccessLog(std::io::Error),
     #[error("cannot install signal handlers: {0}")]
@@ -57,10 +59,10 @@ pub enum StartError {
 /// to `shutdown_grace`. SIGHUP reloads the policy file.
 pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), StartError> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut snapshot = loaded.snapshot;
-    let jwks = auth::jwks::JwksRegistry::default();
+    let snapshot = loaded.snapshot;
+    let auth_services = auth::AuthServices::default();
     // Readiness waits for the keys: fetch them before the first connection.
-    jwks.adopt(&mut snapshot.jwt).await;
+    auth_services.adopt(&snapshot.auth, None).await?;
     let tls_config = tls::server_config(&snapshot.server.tls)?;
     let listener = TcpListener::bind(snapshot.server.listen)
         .await
@@ -89,17 +91,19 @@ pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), Sta
         None => None,
     };
     let revocations = Arc::new(revocation::RevocationStore::default());
-    let token_cache = auth::token_cache::TokenCache::new(snapshot.jwt.cache_capacity);
-    let mut limits = ratelimit::RateLimits::default();
+    let redis = match &snapshot.redis_url {
+        Some(url) => {
+            let backend =
+                redis_backend::RedisBackend::new(url.expose()).map_err(StartError::Redis)?;
+            backend.connect().await;
+            Some(Arc::new(backend))
+        }
+        None => None,
+    };
+    let limits = ratelimit::RateLimits::default().with_redis(redis.clone());
     limits.adopt(&snapshot.limits);
-    if let Some(url) = &snapshot.redis_url {
-        let backend =
-            Arc::new(redis_backend::RedisBackend::new(url.expose()).map_err(StartError::Redis)?);
-        backend.connect().await;
-        limits.redis = Some(backend);
-    }
     let shared_snapshot: snapshot::SharedSnapshot = Arc::new(ArcSwap::from_pointee(snapshot));
-    if let Some(backend) = &limits.redis {
+    if let Some(backend) = &redis {
         let shared = shared_snapshot.clone();
         redis_backend::spawn_health(backend.clone(), revocations.clone(), move || {
             shared.load().revocation_max_entries
@@ -109,8 +113,8 @@ pub async fn run(config_path: PathBuf, loaded: config::Loaded) -> Result<(), Sta
         snapshot: shared_snapshot,
         revocations,
         limits,
-        jwks,
-        token_cache,
+        auth: auth_services,
+        redis,
         forwarder,
         access_log,
         request_ids: pipeline::headers::RequestIds::new(),
@@ -199,7 +203,7 @@ fn spawn_housekeeping(state: Arc<GatewayState>) {
         loop {
             tokio::time::sleep(ratelimit::EVICTION_INTERVAL).await;
             state.limits.evict_idle();
-            state.revocations.purge(revocation::unix_now());
+            state.revocations.purge(clock::unix_now());
         }
     });
 }

@@ -1,7 +1,7 @@
 //! Prometheus metrics (docs/operations.md). One process-wide set: the request path
 //! records through `observe_request`, the rest through the small helpers.
 
-use crate::access_log::RequestRecord;
+use crate::error::Decision;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -126,23 +126,33 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     Metrics { registry, ..m }
 });
 
+/// What the metrics want of a finished request (the access log's record
+/// says the same and more; metrics sit below it and do not know it).
+pub struct FinishedRequest<'a> {
+    pub route: &'a Option<std::sync::Arc<str>>,
+    pub status: u16,
+    pub decision: Decision,
+    pub reason: Option<&'static str>,
+    pub upstream_ms: Option<f64>,
+    pub duration_secs: f64,
+}
+
 /// Records one finished request.
-pub fn observe_request(record: &RequestRecord, duration_secs: f64) {
-    use crate::error::Decision;
+pub fn observe_request(done: &FinishedRequest<'_>) {
     let m = &*METRICS;
     m.requests
         .get_or_create(&RequestLabels {
-            route: record.route.clone(),
-            status: record.status,
-            decision: record.decision.as_str(),
+            route: done.route.clone(),
+            status: done.status,
+            decision: done.decision.as_str(),
         })
         .inc();
-    m.request_seconds.observe(duration_secs);
-    if let Some(ms) = record.upstream_ms {
+    m.request_seconds.observe(done.duration_secs);
+    if let Some(ms) = done.upstream_ms {
         m.upstream_seconds.observe(ms / 1e3);
     }
-    let reason = record.reason.unwrap_or("");
-    match record.decision {
+    let reason = done.reason.unwrap_or("");
+    match done.decision {
         Decision::InvalidToken | Decision::Unauthenticated => {
             m.auth_failures
                 .get_or_create(&ReasonLabels { reason })

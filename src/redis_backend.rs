@@ -4,7 +4,7 @@
 //! When Redis is unreachable the gateway keeps serving on per-process
 //! buckets, says so once per outage, and reconnects by itself.
 
-use crate::ratelimit::{ceil_secs, LimitSpec, Outcome};
+use crate::ratelimit::spec::{ceil_secs, LimitSpec, Outcome};
 use crate::revocation::{Revocation, RevocationStore, SUBJECT_ENTRY_LIFETIME};
 use arc_swap::ArcSwapOption;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -191,7 +191,7 @@ impl RedisBackend {
 
     fn revocation_key(entry: &Revocation) -> (String, String, u64) {
         let json = serde_json::to_string(entry).unwrap_or_default();
-        let digest = crate::auth::api_key::sha256(json.as_bytes());
+        let digest = crate::secret::sha256(json.as_bytes());
         let expires_at = match entry {
             Revocation::Jti { exp, .. } => *exp,
             Revocation::Subject { before, .. } => {

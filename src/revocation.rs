@@ -12,12 +12,6 @@ pub const SUBJECT_ENTRY_LIFETIME: Duration = Duration::from_secs(90 * 86_400);
 /// `revocation.max_entries` unless the policy says otherwise.
 pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
 
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum Revocation {

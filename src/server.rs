@@ -1,19 +1,16 @@
 //! Accept loop: TLS handshake, HTTP/1.1 and HTTP/2 on one port (ALPN),
 //! per-connection timeouts, and graceful shutdown.
 
+use crate::activity::{idle_expired, Activity, ActivityIo, InFlight};
 use crate::pipeline::{self, ConnInfo, GatewayState};
 use crate::snapshot::ServerSettings;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
-use std::io;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -26,113 +23,6 @@ pub const MAX_PENDING_RESET_STREAMS: usize = 20;
 pub const MAX_LOCAL_ERROR_RESET_STREAMS: usize = 1024;
 /// hyper refuses an HTTP/1 read buffer below this size.
 const HYPER_MIN_BUF: usize = 8192;
-
-/// When a connection last moved bytes, and how many responses it has open.
-struct Activity {
-    epoch: Instant,
-    last_ms: AtomicU64,
-    in_flight: AtomicUsize,
-}
-
-impl Activity {
-    fn touch(&self) {
-        let ms = self.epoch.elapsed().as_millis() as u64;
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    fn idle_for(&self) -> Duration {
-        let now = self.epoch.elapsed().as_millis() as u64;
-        Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
-    }
-}
-
-/// Held by a response until its body is done, so a connection waiting on a
-/// slow upstream is not taken for idle.
-pub struct InFlight(Arc<Activity>);
-
-impl InFlight {
-    fn new(activity: &Arc<Activity>) -> Self {
-        activity.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(activity.clone())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// An IO stream that records when it last read or wrote.
-struct ActivityIo<T> {
-    inner: T,
-    activity: Arc<Activity>,
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for ActivityIo<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.touch();
-        }
-        polled
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for ActivityIo<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
-
-/// Resolves once the connection has had no traffic and no open response for `idle`.
-async fn idle_expired(activity: Arc<Activity>, idle: Duration) {
-    loop {
-        let quiet = activity.idle_for();
-        if quiet >= idle && activity.in_flight.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        tokio::time::sleep(idle.saturating_sub(quiet).max(Duration::from_millis(50))).await;
-    }
-}
 
 /// HTTP/1.1 and HTTP/2 settings from the policy.
 fn http_builder(server: &ServerSettings) -> auto::Builder<TokioExecutor> {
@@ -250,11 +140,7 @@ pub async fn serve(
         tokio::spawn(async move {
             // A WebSocket tunnel takes a clone: it stays counted after this task ends.
             let hold = pipeline::ConnHold(Arc::new(guard));
-            let activity = Arc::new(Activity {
-                epoch: Instant::now(),
-                last_ms: AtomicU64::new(0),
-                in_flight: AtomicUsize::new(0),
-            });
+            let activity = Activity::new();
             // A client that never finishes its handshake is a slowloris too.
             let tls = match tokio::time::timeout(server.header_read_timeout, acceptor.accept(tcp))
                 .await

@@ -1,11 +1,64 @@
-//! TLS termination settings and the development certificate.
+//! TLS settings: termination (server config, the development certificate)
+//! and the client side shared by the upstream and authorization-server
+//! clients (web PKI roots plus an optional CA bundle).
 
-use crate::snapshot::TlsSettings;
 use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::ServerConfig;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub generate_self_signed: bool,
+    pub tls13_only: bool,
+    pub client_ca: Option<PathBuf>,
+}
+
+/// An extra CA bundle (upstream, issuer or introspection `ca`) that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read CA bundle {path}: {reason}")]
+pub struct CaBundleError {
+    pub path: String,
+    pub reason: String,
+}
+
+/// Root certificates: the public web PKI plus an optional extra bundle.
+pub fn client_tls_config(
+    extra_ca: Option<&std::path::Path>,
+) -> Result<rustls::ClientConfig, CaBundleError> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = extra_ca {
+        let err = |reason: String| CaBundleError {
+            path: path.display().to_string(),
+            reason,
+        };
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| err(e.to_string()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| err(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(err("no certificate in file".into()));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| err(e.to_string()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| CaBundleError {
+            path: String::new(),
+            reason: e.to_string(),
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {

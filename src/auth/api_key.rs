@@ -2,14 +2,13 @@
 //! never holds a usable key and a leaked policy file grants nothing.
 
 use crate::error::{GatewayError, Scheme};
-use crate::secret::Secret;
-use aws_lc_rs::digest;
+use crate::secret::{sha256, Secret};
 use http::HeaderName;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::Identity;
+use super::identity::Identity;
 
 /// Prefix of keys minted by `authgate keygen`.
 pub const KEY_PREFIX: &str = "agk_";
@@ -36,13 +35,6 @@ impl Default for ApiKeyIndex {
             by_digest: HashMap::new(),
         }
     }
-}
-
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let d = digest::digest(&digest::SHA256, bytes);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
 }
 
 /// `sha256:<64 hex>`, as `hash-key` prints and the policy stores.
@@ -102,7 +94,7 @@ mod tests {
     fn index(expires: Option<SystemTime>, disabled: bool) -> ApiKeyIndex {
         let mut idx = ApiKeyIndex::default();
         let identity = crate::auth::IdentityParts {
-            method: crate::auth::Method::ApiKey,
+            method: crate::auth::Kind::ApiKey,
             subject: "billing".into(),
             scopes: vec!["orders:read".into()],
             key_id: Some("svc".into()),
@@ -111,7 +103,7 @@ mod tests {
             token: None,
             claims: None,
         }
-        .build(&crate::snapshot::IdentityHeaders::default())
+        .build(&crate::auth::IdentityHeaders::default())
         .expect("fixed test values are header values");
         idx.by_digest.insert(
             sha256(b"agk_good"),

@@ -2,30 +2,31 @@
 //! RFC 7662 introspection endpoint. Answers are cached under a hash of the
 //! token (never the token) for `cache_ttl`, never past the token's `exp`.
 
-use super::fetch::{self, FetchClient};
-use super::{Identity, IdentityParts, Method};
+use super::fetch::{self, FetchClient, FetchClients};
+use super::identity::{Identity, IdentityHeaders, IdentityParts, Kind};
 use crate::error::{GatewayError, Scheme};
 use crate::revocation::TokenFacts;
 use crate::secret::Secret;
-use crate::snapshot::IdentityHeaders;
 use base64::Engine;
 use bytes::Bytes;
 use dashmap::DashMap;
 use http_body_util::Full;
 use serde_json::Value;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Cached answers kept at most.
 pub const CACHE_CAPACITY: usize = 100_000;
 
-/// One introspection endpoint, compiled.
+/// One introspection endpoint, compiled: data only; its client is live
+/// state (`FetchClients`), found by `ca`.
 pub struct Endpoint {
     pub uri: http::Uri,
     pub client_id: String,
     pub client_secret: Secret<String>,
     pub cache_ttl: Duration,
-    pub client: FetchClient,
+    pub ca: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -41,7 +42,33 @@ impl std::fmt::Debug for Endpoint {
 #[derive(Debug, Default)]
 pub struct Introspector {
     pub endpoints: Vec<Endpoint>,
-    cache: DashMap<[u8; 32], (Arc<Identity>, Instant)>,
+}
+
+/// Active answers by token digest, until their cache time ends. Live
+/// state: it outlives a reload that leaves the endpoints as they were.
+#[derive(Default)]
+pub struct AnswerCache {
+    answers: DashMap<[u8; 32], (Arc<Identity>, Instant)>,
+}
+
+impl AnswerCache {
+    pub fn clear(&self) {
+        self.answers.clear();
+    }
+
+    fn get(&self, digest: &[u8; 32], now: Instant) -> Option<Arc<Identity>> {
+        let hit = self.answers.get(digest)?;
+        (hit.1 > now).then(|| hit.0.clone())
+    }
+
+    fn insert(&self, digest: [u8; 32], identity: Arc<Identity>, until: Instant, now: Instant) {
+        if self.answers.len() >= CACHE_CAPACITY {
+            self.answers.retain(|_, (_, until)| *until > now);
+        }
+        if self.answers.len() < CACHE_CAPACITY {
+            self.answers.insert(digest, (identity, until));
+        }
+    }
 }
 
 fn invalid(reason: &'static str, description: &'static str) -> GatewayError {
@@ -58,14 +85,27 @@ enum Answer {
 }
 
 impl Introspector {
-    pub fn new(endpoints: Vec<Endpoint>) -> Introspector {
-        Introspector {
-            endpoints,
-            cache: DashMap::new(),
-        }
+    /// What a cached answer depends on besides the token: a reload that
+    /// changes it empties the answer cache.
+    pub fn fingerprint(&self) -> String {
+        self.endpoints
+            .iter()
+            .map(|e| {
+                let secret =
+                    hex::encode(crate::secret::sha256(e.client_secret.expose().as_bytes()));
+                format!(
+                    "{}|{}|{secret}|{:?}|{:?}\n",
+                    e.uri, e.client_id, e.cache_ttl, e.ca
+                )
+            })
+            .collect()
     }
 
-    async fn ask(&self, endpoint: &Endpoint, token: &str) -> Result<Answer, fetch::FetchError> {
+    async fn ask(
+        client: &FetchClient,
+        endpoint: &Endpoint,
+        token: &str,
+    ) -> Result<Answer, fetch::FetchError> {
         // RFC 6749 §2.3.1: client id and secret are form-encoded, then Basic.
         let credentials = format!(
             "{}:{}",
@@ -83,7 +123,7 @@ impl Introspector {
             .header(http::header::ACCEPT, "application/json")
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| fetch::FetchError::Transport(e.to_string()))?;
-        let bytes = fetch::send(&endpoint.client, req).await?;
+        let bytes = fetch::send(client, req).await?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|_| fetch::FetchError::Body)?;
         // RFC 7662 §2.2: anything but `"active": true` is inactive.
         Ok(if value.get("active") == Some(&Value::Bool(true)) {
@@ -97,27 +137,26 @@ impl Introspector {
         &self,
         token: &Secret<&str>,
         names: &IdentityHeaders,
+        clients: &FetchClients,
+        cache: &AnswerCache,
     ) -> Result<Arc<Identity>, GatewayError> {
         let token = *token.expose();
-        let digest = super::api_key::sha256(token.as_bytes());
+        let digest = crate::secret::sha256(token.as_bytes());
         let now = Instant::now();
-        if let Some(hit) = self.cache.get(&digest) {
-            if hit.1 > now {
-                return Ok(hit.0.clone());
-            }
+        if let Some(hit) = cache.get(&digest, now) {
+            return Ok(hit);
         }
         let mut unavailable = false;
         for endpoint in &self.endpoints {
-            match self.ask(endpoint, token).await {
+            let answer = match clients.get(endpoint.ca.as_deref()) {
+                Some(client) => Self::ask(&client, endpoint, token).await,
+                None => Err(fetch::FetchError::Transport("no client for its CA".into())),
+            };
+            match answer {
                 Ok(Answer::Active(value)) => {
                     let (identity, ttl) = identity_from(&value, endpoint.cache_ttl, names)?;
                     if !ttl.is_zero() {
-                        if self.cache.len() >= CACHE_CAPACITY {
-                            self.cache.retain(|_, (_, until)| *until > now);
-                        }
-                        if self.cache.len() < CACHE_CAPACITY {
-                            self.cache.insert(digest, (identity.clone(), now + ttl));
-                        }
+                        cache.insert(digest, identity.clone(), now + ttl, now);
                     }
                     return Ok(identity);
                 }
@@ -158,9 +197,7 @@ fn identity_from(
     cache_ttl: Duration,
     names: &IdentityHeaders,
 ) -> Result<(Arc<Identity>, Duration), GatewayError> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = crate::clock::unix_now();
     // RFC 7662 §2.2: the times are integers. Another type is no exp at all
     // to a lenient reader, which would cache the token for the whole TTL.
     let exp = integer_time(value, "exp")?;
@@ -189,7 +226,7 @@ fn identity_from(
         None => cache_ttl,
     };
     let identity = IdentityParts {
-        method: Method::Introspection,
+        method: Kind::Introspection,
         subject: subject.into(),
         scopes,
         key_id: None,

@@ -2,12 +2,14 @@
 //! that is fetched at start, refreshed, re-fetched on an unknown `kid` at
 //! most once per 30 s, and kept at its last good value when a fetch fails.
 
-use super::fetch::{self, FetchClient};
+use super::fetch::{self, FetchClient, FetchClients};
+use crate::clock::{Clock, SystemClock};
 use arc_swap::ArcSwap;
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The shortest time between two fetches triggered by unknown `kid`s (docs/operations.md).
@@ -54,7 +56,7 @@ impl KeySet {
             }],
             generation: 1,
             // Only hashed into the issuer's fingerprint, never shown.
-            digest: crate::auth::api_key::sha256(secret),
+            digest: crate::secret::sha256(secret),
         }
     }
 
@@ -97,7 +99,7 @@ impl KeySet {
         Ok(KeySet {
             keys,
             generation,
-            digest: crate::auth::api_key::sha256(document),
+            digest: crate::secret::sha256(document),
         })
     }
 
@@ -117,71 +119,88 @@ impl KeySet {
     }
 }
 
-/// Where time comes from, so the refetch limit can be tested without sleeping.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> Instant;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-}
-
 /// Where a remote key set comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RemoteSource {
     Jwks(http::Uri),
     /// OIDC discovery: the document's `jwks_uri` names the JWKS.
     Discovery(http::Uri),
 }
 
-/// A JWKS fetched over HTTP(S).
-pub struct RemoteKeys {
+/// A remote key set as a policy names it: data only. Two policies naming
+/// the same spec share one live set (its keys and fetch history).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RemoteSpec {
     pub issuer: String,
     pub source: RemoteSource,
-    /// `source` plus CA: two issuers' entries are shared across a reload only if equal.
-    pub identity: String,
+    /// Extra CA trusted for the fetches.
+    pub ca: Option<PathBuf>,
+}
+
+/// A compiled policy's reference to a remote key set. The live set is
+/// bound to it by the `JwksRegistry` before the policy serves; until then
+/// (and in `authgate check`) the issuer has no keys.
+#[derive(Debug)]
+pub struct RemoteRef {
+    pub spec: RemoteSpec,
+    /// How often the set is fetched again.
+    pub refresh: Duration,
+    bound: OnceLock<Arc<RemoteKeys>>,
+}
+
+impl RemoteRef {
+    pub fn new(spec: RemoteSpec, refresh: Duration) -> RemoteRef {
+        RemoteRef {
+            spec,
+            refresh,
+            bound: OnceLock::new(),
+        }
+    }
+
+    /// The live set, once bound.
+    pub fn live(&self) -> Option<&Arc<RemoteKeys>> {
+        self.bound.get()
+    }
+
+    /// Binds a live set (tests bind their own, with a fake clock).
+    /// A reference is bound once; a second call changes nothing.
+    pub fn bind(&self, keys: Arc<RemoteKeys>) {
+        let _ = self.bound.set(keys);
+    }
+
+    pub fn current(&self) -> Arc<KeySet> {
+        self.live()
+            .map_or_else(|| Arc::new(KeySet::default()), |k| k.current())
+    }
+}
+
+/// A JWKS fetched over HTTP(S): live state, shared across reloads.
+pub struct RemoteKeys {
+    pub spec: RemoteSpec,
     client: FetchClient,
     keys: ArcSwap<KeySet>,
     last_fetch: Mutex<Option<Instant>>,
     fetch_lock: tokio::sync::Mutex<()>,
     clock: Arc<dyn Clock>,
-    /// Fetch attempts, successful or not (exported as a metric).
-    pub fetches: AtomicU64,
-    pub failures: AtomicU64,
 }
 
 impl std::fmt::Debug for RemoteKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteKeys")
-            .field("issuer", &self.issuer)
-            .field("source", &self.source)
+            .field("spec", &self.spec)
             .finish()
     }
 }
 
 impl RemoteKeys {
-    pub fn new(
-        issuer: String,
-        source: RemoteSource,
-        identity: String,
-        client: FetchClient,
-        clock: Arc<dyn Clock>,
-    ) -> RemoteKeys {
+    pub fn new(spec: RemoteSpec, client: FetchClient, clock: Arc<dyn Clock>) -> RemoteKeys {
         RemoteKeys {
-            issuer,
-            source,
-            identity,
+            spec,
             client,
             keys: ArcSwap::from_pointee(KeySet::default()),
             last_fetch: Mutex::new(None),
             fetch_lock: tokio::sync::Mutex::new(()),
             clock,
-            fetches: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
         }
     }
 
@@ -194,13 +213,13 @@ impl RemoteKeys {
     }
 
     async fn download(&self) -> Result<KeySet, String> {
-        let jwks_uri = match &self.source {
+        let jwks_uri = match &self.spec.source {
             RemoteSource::Jwks(uri) => uri.clone(),
             RemoteSource::Discovery(uri) => {
                 let doc = fetch::get(&self.client, uri)
                     .await
                     .map_err(|e| format!("discovery document: {e}"))?;
-                discovered_jwks_uri(&doc, &self.issuer, uri)?
+                discovered_jwks_uri(&doc, &self.spec.issuer, uri)?
             }
         };
         let doc = fetch::get(&self.client, &jwks_uri)
@@ -220,24 +239,22 @@ impl RemoteKeys {
         if let Ok(mut last) = self.last_fetch.lock() {
             *last = Some(self.clock.now());
         }
-        self.fetches.fetch_add(1, Ordering::Relaxed);
         match self.download().await {
             Ok(mut set) => {
                 let old = self.keys.load();
                 if set.digest != old.digest {
                     set.generation = old.generation + 1;
-                    tracing::info!(issuer = %self.issuer, keys = set.keys.len(), "JWKS updated");
+                    tracing::info!(issuer = %self.spec.issuer, keys = set.keys.len(), "JWKS updated");
                 } else {
                     set.generation = old.generation;
                 }
                 self.keys.store(Arc::new(set));
-                crate::metrics::jwks_refresh(&self.issuer, true);
+                crate::metrics::jwks_refresh(&self.spec.issuer, true);
                 Ok(())
             }
             Err(e) => {
-                self.failures.fetch_add(1, Ordering::Relaxed);
-                crate::metrics::jwks_refresh(&self.issuer, false);
-                tracing::warn!(issuer = %self.issuer, error = %e, "JWKS fetch failed; keeping the last good keys");
+                crate::metrics::jwks_refresh(&self.spec.issuer, false);
+                tracing::warn!(issuer = %self.spec.issuer, error = %e, "JWKS fetch failed; keeping the last good keys");
                 Err(e)
             }
         }
@@ -312,29 +329,43 @@ pub fn spawn_refresher(keys: &Arc<RemoteKeys>, every: Duration) {
     });
 }
 
-/// The remote key sets of the running policy. A reload keeps the sets whose
-/// issuer, source and CA did not change (their keys and fetch history carry
-/// over); new ones are fetched before the policy goes live.
+/// The live remote key sets, by spec. `adopt` binds a new policy's
+/// references: a spec already live keeps its set (keys and fetch history
+/// carry over); a new one is fetched once before the policy goes live.
 #[derive(Default)]
 pub struct JwksRegistry {
-    live: Mutex<std::collections::HashMap<String, Arc<RemoteKeys>>>,
+    live: Mutex<HashMap<RemoteSpec, Arc<RemoteKeys>>>,
 }
 
 impl JwksRegistry {
-    pub async fn adopt(&self, jwt: &mut crate::auth::jwt::JwtVerifier) {
-        use crate::auth::jwt::IssuerKeys;
-        let mut next = std::collections::HashMap::new();
+    pub async fn adopt<'a>(
+        &self,
+        refs: impl Iterator<Item = &'a RemoteRef>,
+        clients: &FetchClients,
+    ) {
+        let mut next = HashMap::new();
         let mut fresh = Vec::new();
         {
             let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-            for issuer in jwt.issuers.values_mut() {
-                if let IssuerKeys::Remote(remote) = &mut issuer.keys {
-                    match live.get(&remote.identity) {
-                        Some(existing) => *remote = existing.clone(),
-                        None => fresh.push((remote.clone(), issuer.refresh)),
+            for r in refs {
+                let keys = match live.get(&r.spec).or_else(|| next.get(&r.spec)) {
+                    Some(existing) => existing.clone(),
+                    None => {
+                        let Some(client) = clients.get(r.spec.ca.as_deref()) else {
+                            tracing::error!(issuer = %r.spec.issuer, "no fetch client for this issuer's CA; it stays without keys");
+                            continue;
+                        };
+                        let keys = Arc::new(RemoteKeys::new(
+                            r.spec.clone(),
+                            client,
+                            Arc::new(SystemClock),
+                        ));
+                        fresh.push((keys.clone(), r.refresh));
+                        keys
                     }
-                    next.insert(remote.identity.clone(), remote.clone());
-                }
+                };
+                r.bind(keys.clone());
+                next.insert(r.spec.clone(), keys);
             }
         }
         let mut first_fetches = tokio::task::JoinSet::new();
@@ -356,7 +387,7 @@ impl JwksRegistry {
             .unwrap_or_else(|e| e.into_inner())
             .values()
             .filter(|r| !r.has_keys())
-            .map(|r| r.issuer.clone())
+            .map(|r| r.spec.issuer.clone())
             .collect()
     }
 }

@@ -3,31 +3,38 @@
 //! choose the issuer and to refuse early; acceptance always comes from
 //! jsonwebtoken's signature and claim checks with the issuer's own keys.
 
-use super::jwks::{KeySet, RemoteKeys};
+use super::identity::{Identity, IdentityHeaders, IdentityParts, Kind};
+use super::jwks::{KeySet, RemoteRef};
 use super::token_cache::{Stamp, TokenCache};
-use super::{Identity, IdentityParts, Method};
+use crate::clock::unix_now;
 use crate::error::{GatewayError, Scheme};
 use crate::revocation::TokenFacts;
 use crate::secret::Secret;
-use crate::snapshot::IdentityHeaders;
 use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Where an issuer's verification keys come from.
 #[derive(Debug, Clone)]
 pub enum IssuerKeys {
     /// An HS secret or a JWKS file, loaded with the policy.
     Static(Arc<KeySet>),
-    /// A JWKS fetched over HTTP(S), shared across reloads.
-    Remote(Arc<RemoteKeys>),
+    /// A JWKS fetched over HTTP(S); the live set is shared across reloads.
+    Remote(Arc<RemoteRef>),
 }
 
 impl IssuerKeys {
+    fn live_remote(&self) -> Option<&Arc<super::jwks::RemoteKeys>> {
+        match self {
+            IssuerKeys::Static(_) => None,
+            IssuerKeys::Remote(r) => r.live(),
+        }
+    }
+
     pub fn current(&self) -> Arc<KeySet> {
         match self {
             IssuerKeys::Static(k) => k.clone(),
@@ -50,8 +57,6 @@ pub struct Issuer {
     pub scope_claim: String,
     pub subject_claim: String,
     pub rate_limit: Option<Arc<str>>,
-    /// How often a remote key set is fetched again.
-    pub refresh: Duration,
     /// `require_claims`: each must be present with its JSON type.
     pub required: Vec<&'static str>,
     /// Longest `exp - iat` accepted; with it set, `iat` is required too.
@@ -110,6 +115,16 @@ pub struct JwtVerifier {
     pub cache_capacity: usize,
 }
 
+impl JwtVerifier {
+    /// The remote key sets this policy refers to (bound by the registry).
+    pub fn remote_keys(&self) -> impl Iterator<Item = &RemoteRef> {
+        self.issuers.values().filter_map(|i| match &i.keys {
+            IssuerKeys::Remote(r) => Some(&**r),
+            IssuerKeys::Static(_) => None,
+        })
+    }
+}
+
 fn invalid(reason: &'static str, description: &'static str) -> GatewayError {
     GatewayError::invalid_credential(Scheme::Bearer, reason, description)
 }
@@ -138,12 +153,6 @@ pub fn looks_like_jws(token: &str) -> bool {
         return false;
     };
     b64_json(header).is_some_and(|h| h.contains_key("alg"))
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// A NumericDate claim: absent, or a non-negative number (RFC 7519 §2).
@@ -245,7 +254,7 @@ impl JwtVerifier {
         let token = *token.expose();
         let now = unix_now();
         // The cache is asked first: a token verified before costs one hash.
-        let digest = super::api_key::sha256(token.as_bytes());
+        let digest = crate::secret::sha256(token.as_bytes());
         let stamp_of = |iss: &str| self.issuers.get(iss).map(Issuer::stamp);
         if let Some(hit) = cache.get(&digest, now, stamp_of) {
             return Ok(hit);
@@ -290,7 +299,7 @@ impl JwtVerifier {
         let mut keys = issuer.keys.current();
         let kid = header.get("kid").and_then(Value::as_str);
         if keys.find(kid, alg).is_none() {
-            if let IssuerKeys::Remote(remote) = &issuer.keys {
+            if let Some(remote) = issuer.keys.live_remote() {
                 if kid.is_some() && remote.refetch_for_unknown_kid().await {
                     keys = remote.current();
                 }
@@ -337,7 +346,7 @@ impl JwtVerifier {
         let exp = numeric_date(&claims, "exp")?;
         let identity = Arc::new(
             IdentityParts {
-                method: Method::Jwt,
+                method: Kind::Jwt,
                 subject: subject.into(),
                 scopes: scopes_of(&claims, &issuer.scope_claim)?,
                 key_id: None,

@@ -5,7 +5,7 @@
 //! stamp moves on). The cache is live state: it outlives policy reloads, and
 //! the stamp is what keeps an entry from outliving the rules that made it.
 
-use super::Identity;
+use super::identity::Identity;
 use dashmap::DashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -137,12 +137,12 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{IdentityParts, Method};
+    use crate::auth::{IdentityParts, Kind};
 
     fn identity() -> Arc<Identity> {
         Arc::new(
             IdentityParts {
-                method: Method::Jwt,
+                method: Kind::Jwt,
                 subject: "s".into(),
                 scopes: vec![],
                 key_id: None,
@@ -151,7 +151,7 @@ mod tests {
                 token: None,
                 claims: None,
             }
-            .build(&crate::snapshot::IdentityHeaders::default())
+            .build(&crate::auth::IdentityHeaders::default())
             .expect("fixed test values are header values"),
         )
     }

@@ -1,40 +1,25 @@
 //! parse → validate → compile. One `load` serves `check`, startup and reload.
 
 mod compile;
+mod diagnostics;
 pub mod file;
+mod keys;
 mod operations;
 pub mod positions;
 mod routes;
+mod server;
 mod tokens;
 pub mod units;
+mod values;
+
+pub use diagnostics::ConfigError;
+pub use keys::KEY_EXPIRY_WARNING;
 
 use crate::snapshot::Snapshot;
-use positions::{Pos, Positions};
+use diagnostics::Diagnostics;
+use positions::Pos;
 use std::collections::HashSet;
-use std::fmt;
 use std::path::{Path, PathBuf};
-
-/// One problem in the policy file, printed as `FILE:LINE:COL: message`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    pub line: usize,
-    pub col: usize,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.col,
-            self.message
-        )
-    }
-}
 
 /// Why a policy could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -103,58 +88,6 @@ pub fn load_str(
             diag.errors.sort_by_key(|e| (e.line, e.col));
             Err(LoadError::Invalid(diag.errors))
         }
-    }
-}
-
-/// Collects errors with positions while the file is checked.
-pub(crate) struct Diagnostics<'a> {
-    file: PathBuf,
-    text: &'a str,
-    /// Read only when a message needs a position: a valid file skips the second parse.
-    positions: std::cell::OnceCell<Positions>,
-    errors: Vec<ConfigError>,
-    warnings: Vec<ConfigError>,
-    /// Paths whose broken value was removed; later errors below them are echoes.
-    suppressed: Vec<String>,
-}
-
-impl Diagnostics<'_> {
-    fn positions(&self) -> &Positions {
-        self.positions.get_or_init(|| Positions::of(self.text))
-    }
-
-    fn at(&self, pos: Pos, message: String) -> ConfigError {
-        ConfigError {
-            file: self.file.clone(),
-            line: pos.line,
-            col: pos.col,
-            message,
-        }
-    }
-
-    /// An error about the value at a dotted path such as `routes[2].path`.
-    pub(crate) fn error(&mut self, path: &str, message: impl Into<String>) {
-        let echo = self.suppressed.iter().any(|s| {
-            path.strip_prefix(s.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
-        });
-        if echo {
-            return;
-        }
-        let e = self.at(self.positions().value(path), message.into());
-        self.errors.push(e);
-    }
-
-    pub(crate) fn error_count(&self) -> usize {
-        self.errors.len()
-    }
-
-    pub(crate) fn warning(&mut self, path: &str, message: impl Into<String>) {
-        let e = self.at(
-            self.positions().value(path),
-            format!("warning: {}", message.into()),
-        );
-        self.warnings.push(e);
     }
 }
 

@@ -1,9 +1,9 @@
 //! Compiling the operational sections: `rate_limits` (and the limit names
 //! keys, issuers and routes refer to) and `admin`.
 
-use super::compile::parse_addr;
+use super::diagnostics::Diagnostics;
 use super::file;
-use super::Diagnostics;
+use super::values::parse_addr;
 use crate::auth::api_key::ApiKeyIndex;
 use crate::ratelimit::{LimitPolicy, LimitSpec};
 use crate::secret::Secret;

@@ -1,12 +1,12 @@
 //! Compiling `routes`: patterns, methods, accepted credential kinds,
 //! scopes, and the shadowed-route warnings of `authgate check`.
 
-use super::compile::check_scopes;
+use super::diagnostics::Diagnostics;
 use super::file;
-use super::Diagnostics;
+use super::values::check_scopes;
+use crate::auth::KindSet;
 use crate::pipeline::route::{PathPattern, Route, RouteAuth, RouteTable};
 use crate::ratelimit::LimitPolicy;
-use crate::snapshot::KindSet;
 use http::Method;
 use std::collections::HashMap;
 use std::sync::Arc;

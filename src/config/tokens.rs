@@ -1,10 +1,10 @@
 //! Compiling the token sections: `jwt` issuers and `introspection` endpoints.
 
+use super::diagnostics::Diagnostics;
 use super::file::{IntrospectionFile, IssuerFile};
-use super::Diagnostics;
-use crate::auth::fetch;
+use super::values::parse_url;
 use crate::auth::introspection::{Endpoint, Introspector};
-use crate::auth::jwks::{KeySet, RemoteKeys, RemoteSource, SystemClock};
+use crate::auth::jwks::{KeySet, RemoteRef, RemoteSource, RemoteSpec};
 use crate::auth::jwt::{Issuer, IssuerKeys, JwtVerifier};
 use crate::secret::Secret;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, Validation};
@@ -21,18 +21,6 @@ pub const MIN_HS_SECRET_BYTES: usize = 32;
 
 /// `iss` and `aud` are always required; naming them is allowed and changes nothing.
 const CLAIMS_WE_CAN_REQUIRE: [&str; 7] = ["exp", "nbf", "iat", "sub", "iss", "aud", "jti"];
-
-fn parse_url(text: &str, path: &str, diag: &mut Diagnostics) -> Option<http::Uri> {
-    match text.parse::<http::Uri>() {
-        Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some() => {
-            Some(u)
-        }
-        _ => {
-            diag.error(path, format!("`{text}` is not an http:// or https:// URL"));
-            None
-        }
-    }
-}
 
 /// Reads a secret from the environment variable the policy names.
 fn secret_from_env(
@@ -161,18 +149,20 @@ fn issuer(
         }
     }
     let ca = f.ca.map(resolve);
+    let refresh = f.jwks_refresh.map_or(DEFAULT_JWKS_REFRESH, |d| d.0);
     let remote = |source: RemoteSource, diag: &mut Diagnostics| -> Option<IssuerKeys> {
-        let client = fetch::client(ca.as_deref())
-            .map_err(|e| diag.error(&at("ca"), e.to_string()))
-            .ok()?;
-        let identity = format!("{}|{source:?}|{ca:?}", f.issuer);
-        Some(IssuerKeys::Remote(Arc::new(RemoteKeys::new(
-            f.issuer.clone(),
+        // Read now so `check` names a bad file; the client is built at load.
+        if let Some(ca) = &ca {
+            crate::tls::client_tls_config(Some(ca))
+                .map_err(|e| diag.error(&at("ca"), e.to_string()))
+                .ok()?;
+        }
+        let spec = RemoteSpec {
+            issuer: f.issuer.clone(),
             source,
-            identity,
-            client,
-            Arc::new(SystemClock),
-        ))))
+            ca: ca.clone(),
+        };
+        Some(IssuerKeys::Remote(Arc::new(RemoteRef::new(spec, refresh))))
     };
     let keys = if let Some(var) = &f.hs_secret_env {
         secret_from_env(var, &at("hs_secret_env"), MIN_HS_SECRET_BYTES, env, diag)
@@ -231,7 +221,7 @@ fn issuer(
         IssuerKeys::Static(set) => set.digest,
         IssuerKeys::Remote(_) => [0; 32],
     };
-    let fingerprint = crate::auth::api_key::sha256(&[written.as_bytes(), &static_digest].concat());
+    let fingerprint = crate::secret::sha256(&[written.as_bytes(), &static_digest].concat());
     Some(Issuer {
         issuer: f.issuer.as_str().into(),
         fingerprint: u64::from_le_bytes(fingerprint[..8].try_into().unwrap_or_default()),
@@ -241,7 +231,6 @@ fn issuer(
         scope_claim: f.scope_claim.unwrap_or_else(|| "scope".into()),
         subject_claim: f.subject_claim.unwrap_or_else(|| "sub".into()),
         rate_limit: f.rate_limit.as_deref().map(Arc::from),
-        refresh: f.jwks_refresh.map_or(DEFAULT_JWKS_REFRESH, |d| d.0),
         required: enforced,
         max_lifetime: f.max_lifetime.map(|d| d.0),
     })
@@ -270,18 +259,23 @@ pub(super) fn introspection(
                 None
             }
         };
-        let client = fetch::client(f.ca.map(resolve).as_deref())
-            .map_err(|e| diag.error(&at("ca"), e.to_string()))
-            .ok();
-        if let (Some(uri), Some(client_secret), Some(client)) = (uri, secret, client) {
+        let ca = f.ca.map(resolve);
+        // Read now so `check` names a bad file; the client is built at load.
+        let ca_ok = match &ca {
+            Some(path) => crate::tls::client_tls_config(Some(path))
+                .map_err(|e| diag.error(&at("ca"), e.to_string()))
+                .is_ok(),
+            None => true,
+        };
+        if let (Some(uri), Some(client_secret), true) = (uri, secret, ca_ok) {
             endpoints.push(Endpoint {
                 uri,
                 client_id: f.client_id,
                 client_secret,
                 cache_ttl: f.cache_ttl.map_or(DEFAULT_INTROSPECTION_CACHE_TTL, |d| d.0),
-                client,
+                ca,
             });
         }
     }
-    Introspector::new(endpoints)
+    Introspector { endpoints }
 }

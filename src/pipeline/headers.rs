@@ -2,7 +2,8 @@
 //! removal (RFC 9110 §7.6.1) and the headers the gateway adds (step 8).
 
 use crate::auth::Identity;
-use crate::snapshot::{IdentityHeaders, ServerSettings};
+use crate::auth::IdentityHeaders;
+use crate::snapshot::ServerSettings;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, HOST};
 use http::HeaderMap;
 use std::net::IpAddr;
@@ -224,7 +225,7 @@ mod tests {
     fn server(trusted: &[&str]) -> ServerSettings {
         ServerSettings {
             listen: "127.0.0.1:0".parse().expect("addr"),
-            tls: TlsSettings {
+            tls: crate::tls::TlsSettings {
                 cert: "c".into(),
                 key: "k".into(),
                 generate_self_signed: false,

@@ -7,11 +7,14 @@ pub mod normalize;
 pub mod route;
 
 use crate::access_log::{AccessLog, RequestRecord};
+use crate::auth::KindSet;
 use crate::auth::{self, Identity};
 use crate::body::{LimitedBody, Payload, ResponseBody};
+use crate::clock::unix_now;
 use crate::error::{Decision, GatewayError};
+use crate::forward::UpstreamTarget;
 use crate::forward::{self, Forwarder};
-use crate::snapshot::{KindSet, SharedSnapshot, Snapshot, UpstreamTarget};
+use crate::snapshot::{SharedSnapshot, Snapshot};
 use headers::{RequestIds, X_REQUEST_ID};
 use http::header::{HeaderValue, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, USER_AGENT};
 use http::{Request, Response, Version};
@@ -19,30 +22,17 @@ use hyper::body::Incoming;
 use route::RouteAuth;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn kind_name(kind: auth::Kind) -> &'static str {
-    match kind {
-        auth::Kind::ApiKey => "api_key",
-        auth::Kind::Jwt => "jwt",
-        auth::Kind::Introspection => "introspection",
-    }
-}
+use std::time::Instant;
 
 /// Everything a request needs that outlives one policy snapshot.
 pub struct GatewayState {
     pub snapshot: SharedSnapshot,
     pub revocations: Arc<crate::revocation::RevocationStore>,
     pub limits: crate::ratelimit::RateLimits,
-    pub jwks: crate::auth::jwks::JwksRegistry,
-    /// Verified JWTs; entries outlive reloads that leave their issuer as it was.
-    pub token_cache: crate::auth::token_cache::TokenCache,
+    /// Fetch clients, remote key sets, token and introspection caches.
+    pub auth: crate::auth::AuthServices,
+    /// The one Redis service (limits, revocations), with `backend: redis`.
+    pub redis: Option<Arc<crate::redis_backend::RedisBackend>>,
     pub forwarder: Forwarder,
     pub access_log: AccessLog,
     pub request_ids: RequestIds,
@@ -62,7 +52,7 @@ impl GatewayState {
     ) -> Result<(), crate::revocation::StoreFull> {
         let max_entries = self.snapshot.load().revocation_max_entries;
         self.revocations.insert(entry, max_entries)?;
-        if let Some(redis) = &self.limits.redis {
+        if let Some(redis) = &self.redis {
             redis.store_revocation(entry).await;
         }
         Ok(())
@@ -94,7 +84,7 @@ impl std::fmt::Debug for ConnHold {
 pub async fn handle(
     state: Arc<GatewayState>,
     conn: Arc<ConnInfo>,
-    in_flight: Option<crate::server::InFlight>,
+    in_flight: Option<crate::activity::InFlight>,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let snapshot = state.snapshot.load_full();
@@ -190,7 +180,7 @@ async fn run(
         .ok_or(GatewayError::NotFound)?;
     record.route = Some(route.name.clone());
     // 3. Strip what only the gateway may say.
-    headers::strip_identity(req.headers_mut(), &snapshot.identity);
+    headers::strip_identity(req.headers_mut(), &snapshot.auth.identity);
     // 4–7. Authenticate, check revocation, authorize, rate-limit.
     let identity = match &route.auth {
         RouteAuth::None => None,
@@ -240,19 +230,15 @@ async fn admit(
     record: &mut RequestRecord,
 ) -> Result<Arc<Identity>, GatewayError> {
     // A route whose kinds are none of the configured ones admits nobody yet.
-    let usable = KindSet {
-        api_key: accepted.api_key && snapshot.kinds.api_key,
-        jwt: accepted.jwt && snapshot.kinds.jwt,
-        introspection: accepted.introspection && snapshot.kinds.introspection,
-    };
-    if usable.is_empty() {
+    let configured = snapshot.auth.kinds;
+    if accepted.intersection(configured).is_empty() {
         return Err(GatewayError::Unauthenticated {
-            api_key_configured: snapshot.kinds.api_key,
+            api_key_configured: configured.api_key,
         });
     }
-    let credential = auth::extract(headers, &snapshot.api_keys.header)?.ok_or(
+    let credential = auth::extract(headers, &snapshot.auth.api_keys.header)?.ok_or(
         GatewayError::Unauthenticated {
-            api_key_configured: snapshot.kinds.api_key,
+            api_key_configured: configured.api_key,
         },
     )?;
     // Brute-force guard: an IP out of failed attempts is not heard.
@@ -268,15 +254,18 @@ async fn admit(
     };
     // A bearer token where the route takes none is refused unread.
     let bearer = matches!(credential, auth::Credential::Bearer(_));
-    if bearer && snapshot.kinds.bearer() && !accepted.bearer() {
+    if bearer && configured.bearer() && !accepted.bearer() {
         return Err(not_accepted());
     }
-    let kind = auth::classify(&credential, snapshot.kinds)?;
-    record.auth_method = Some(kind_name(kind));
-    if !auth::kind_accepted(accepted, kind) {
+    let kind = auth::classify(&credential, configured)?;
+    record.auth_method = Some(kind.as_str());
+    if !accepted.contains(kind) {
         return Err(not_accepted());
     }
-    let identity = auth::authenticate(snapshot, &credential, kind, &state.token_cache).await?;
+    let identity = snapshot
+        .auth
+        .authenticate(&credential, kind, &state.auth)
+        .await?;
     record.subject = Some(identity.subject.clone());
     record.key_id.clone_from(&identity.key_id);
     // 5. Revocation.
@@ -438,7 +427,7 @@ fn prepare_upstream_request(
     let headers = &mut parts.headers;
     headers::remove_hop_by_hop(headers);
     if !snapshot.upstream.pass_credentials {
-        headers::strip_credentials(headers, &snapshot.api_keys.header);
+        headers::strip_credentials(headers, &snapshot.auth.api_keys.header);
     }
     // The upstream sees its own authority as Host; the caller's is in X-Forwarded-Host.
     headers.remove(HOST);

@@ -1,6 +1,6 @@
 //! Route patterns and first-match lookup (docs/policy.md "Path patterns", docs/requests.md step 2).
 
-use crate::snapshot::KindSet;
+use crate::auth::KindSet;
 use http::Method;
 use std::sync::Arc;
 

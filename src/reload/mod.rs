@@ -20,7 +20,7 @@ pub const WATCH_DEBOUNCE: Duration = Duration::from_millis(200);
 /// Loads the policy again; a valid one (with loadable TLS files) is swapped
 /// in whole, an invalid one is refused and the running policy keeps serving.
 pub async fn reload(path: &Path, state: &GatewayState, worker: &PolicyWorker) {
-    let (mut loaded, tls_config) = match worker.compile(path).await {
+    let (loaded, tls_config) = match worker.compile(path).await {
         Ok(compiled) => compiled,
         Err(e) => {
             metrics::reload(false);
@@ -28,9 +28,13 @@ pub async fn reload(path: &Path, state: &GatewayState, worker: &PolicyWorker) {
             return;
         }
     };
-    state.jwks.adopt(&mut loaded.snapshot.jwt).await;
     let old = state.snapshot.load();
     let new = &loaded.snapshot;
+    if let Err(e) = state.auth.adopt(&new.auth, Some(&old.auth)).await {
+        metrics::reload(false);
+        tracing::error!("policy reload refused, the previous policy keeps serving: {e}");
+        return;
+    }
     let needs_restart = settings_needing_restart(&old, new);
     if !needs_restart.is_empty() {
         tracing::warn!(
@@ -40,11 +44,6 @@ pub async fn reload(path: &Path, state: &GatewayState, worker: &PolicyWorker) {
         );
     }
     state.limits.adopt(&new.limits);
-    state.token_cache.set_capacity(new.jwt.cache_capacity);
-    // Cached identities carry the claim headers of the old names.
-    if format!("{:?}", old.identity) != format!("{:?}", new.identity) {
-        state.token_cache.clear();
-    }
     state.tls.store(Arc::new(tls_config));
     let retired = state.snapshot.swap(Arc::new(loaded.snapshot));
     worker.retire(retired);

@@ -27,7 +27,7 @@ pub const ALL_KEYS: [&str; 4] = [READER_KEY, ADMIN_KEY, EXPIRED_KEY, DISABLED_KE
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub fn digest(key: &str) -> String {
-    authgate::auth::api_key::format_digest(&authgate::auth::api_key::sha256(key.as_bytes()))
+    authgate::auth::api_key::format_digest(&authgate::secret::sha256(key.as_bytes()))
 }
 
 /// The status code of a raw HTTP/1.1 response.

@@ -2,9 +2,10 @@
 //! fetch counts against a real JWKS server.
 
 use crate::idp::*;
-use authgate::auth::jwks::{Clock, RemoteKeys, RemoteSource};
+use authgate::auth::jwks::{RemoteKeys, RemoteRef};
 use authgate::auth::jwt::IssuerKeys;
 use authgate::auth::token_cache::TokenCache;
+use authgate::clock::{Clock, SystemClock};
 use authgate::secret::Secret;
 use jsonwebtoken::Algorithm;
 use serde_json::json;
@@ -24,6 +25,19 @@ impl Clock for FakeClock {
     fn now(&self) -> Instant {
         *self.0.lock().expect("lock")
     }
+}
+
+/// Binds a live key set with `clock` to the policy's remote reference, as
+/// the gateway's registry would.
+fn bind(keys: IssuerKeys, clock: Arc<dyn Clock>) -> Arc<RemoteKeys> {
+    let IssuerKeys::Remote(reference) = keys else {
+        panic!("remote keys expected");
+    };
+    let reference: &RemoteRef = &reference;
+    let client = authgate::auth::fetch::client(None).expect("client");
+    let live = Arc::new(RemoteKeys::new(reference.spec.clone(), client, clock));
+    reference.bind(live.clone());
+    live
 }
 
 /// A policy with one issuer whose JWKS the test IdP serves.
@@ -47,18 +61,11 @@ async fn a_rotated_key_is_fetched_once_then_passes_and_floods_wait_30s() {
     let old = SigningKey::generate(Algorithm::RS256, "k1");
     let idp = Idp::start(&[&old]).await;
     let issuer = "https://clock.test/";
-    let mut loaded = remote_issuer_policy(&idp, issuer);
+    let loaded = remote_issuer_policy(&idp, issuer);
     let clock = Arc::new(FakeClock(Mutex::new(Instant::now())));
-    let remote = Arc::new(RemoteKeys::new(
-        issuer.into(),
-        RemoteSource::Jwks(idp.url("/jwks.json").parse().expect("uri")),
-        "test".into(),
-        authgate::auth::fetch::client(None).expect("client"),
-        clock.clone(),
-    ));
-    let verifier = &mut loaded.snapshot.jwt;
-    verifier.issuers.get_mut(issuer).expect("issuer").keys = IssuerKeys::Remote(remote.clone());
-    let names = loaded.snapshot.identity.clone();
+    let verifier = &loaded.snapshot.auth.jwt;
+    let remote = bind(verifier.issuers[issuer].keys.clone(), clock.clone());
+    let names = loaded.snapshot.auth.identity.clone();
     let cache = TokenCache::default();
 
     remote.refresh().await.expect("first fetch");
@@ -115,14 +122,15 @@ async fn the_verified_token_cache_is_dropped_when_keys_rotate() {
     let k1 = SigningKey::generate(Algorithm::RS256, "k1");
     let idp = Idp::start(&[&k1]).await;
     let issuer = "https://cache.test/";
-    let mut loaded = remote_issuer_policy(&idp, issuer);
-    let IssuerKeys::Remote(remote) = loaded.snapshot.jwt.issuers[issuer].keys.clone() else {
-        panic!("remote keys expected");
-    };
+    let loaded = remote_issuer_policy(&idp, issuer);
+    let remote = bind(
+        loaded.snapshot.auth.jwt.issuers[issuer].keys.clone(),
+        Arc::new(SystemClock),
+    );
     remote.refresh().await.expect("fetch");
-    let names = loaded.snapshot.identity.clone();
+    let names = loaded.snapshot.auth.identity.clone();
     let cache = TokenCache::default();
-    let verifier = &mut loaded.snapshot.jwt;
+    let verifier = &loaded.snapshot.auth.jwt;
     let token = k1.sign(&claims(issuer, json!({})), json!({}));
     assert!(verifier
         .verify(&Secret::new(&token), &names, &cache)

@@ -94,7 +94,7 @@ proptest! {
     fn no_identity_header_survives_stripping(
         names in proptest::collection::vec("(?i)(x-auth-[a-z]{1,8}|x-user|x-email|accept|x-other)", 0..12)
     ) {
-        let identity = authgate::snapshot::IdentityHeaders {
+        let identity = authgate::auth::IdentityHeaders {
             subject: HeaderName::from_static("x-user"),
             claims: vec![("email".into(), HeaderName::from_static("x-email"))],
             ..Default::default()

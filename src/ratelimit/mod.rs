@@ -4,52 +4,22 @@
 //! Redis backend the same GCRA runs in Redis, shared by every replica, and
 //! this process's limiters stand in while Redis is unreachable.
 
-use crate::config::units::Rate;
+pub mod spec;
+
+pub use spec::{ceil_secs, LimitSpec, Outcome};
+
 use crate::redis_backend::RedisBackend;
 use governor::clock::{Clock, DefaultClock, Reference};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DashMapStateStore;
-use governor::{Quota, RateLimiter};
-use http::{HeaderMap, HeaderValue};
+use governor::RateLimiter;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How often buckets of callers gone idle are dropped.
 pub const EVICTION_INTERVAL: Duration = Duration::from_secs(60);
-
-/// A limit as the policy states it: `rate` refills, `burst` is the capacity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct LimitSpec {
-    pub count: u32,
-    pub per: Duration,
-    pub burst: u32,
-}
-
-impl LimitSpec {
-    pub fn new(rate: Rate, burst: Option<u32>) -> LimitSpec {
-        LimitSpec {
-            count: rate.count,
-            per: rate.per,
-            // Without `burst`, a bucket holds one period's worth.
-            burst: burst.unwrap_or(rate.count).max(1),
-        }
-    }
-
-    /// Time for one request's worth to refill (the GCRA emission interval).
-    pub fn interval(&self) -> Duration {
-        self.per / self.count
-    }
-
-    fn quota(&self) -> Quota {
-        let burst = NonZeroU32::new(self.burst).unwrap_or(NonZeroU32::MIN);
-        Quota::with_period(self.interval().max(Duration::from_nanos(1)))
-            .map(|q| q.allow_burst(burst))
-            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
-    }
-}
 
 /// The limits of one policy, compiled.
 #[derive(Debug, Clone, Default)]
@@ -91,32 +61,6 @@ impl Caller {
     }
 }
 
-/// A rate-limit decision and the numbers for its headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Outcome {
-    pub allowed: bool,
-    /// The bucket's capacity (`RateLimit-Limit`).
-    pub limit: u32,
-    /// Requests the bucket allows right now (`RateLimit-Remaining`).
-    pub remaining: u32,
-    /// Whole seconds, rounded up, until the bucket is full (`RateLimit-Reset`).
-    pub reset_secs: u64,
-    /// Whole seconds, at least 1, until a request would pass (`Retry-After`).
-    pub retry_after_secs: u64,
-}
-
-pub fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
-}
-
-impl Outcome {
-    pub fn headers(&self, headers: &mut HeaderMap) {
-        headers.insert("ratelimit-limit", HeaderValue::from(self.limit));
-        headers.insert("ratelimit-remaining", HeaderValue::from(self.remaining));
-        headers.insert("ratelimit-reset", HeaderValue::from(self.reset_secs));
-    }
-}
-
 /// One spec's buckets, keyed by caller or IP, shared across reloads.
 type Pool<K, C> = Mutex<HashMap<LimitSpec, Arc<Keyed<K, C>>>>;
 
@@ -147,7 +91,8 @@ pub struct RateLimits<C: Clock + Clone = DefaultClock> {
     ips: Pool<IpAddr, C>,
     /// IPs whose failed-auth bucket is empty, until when.
     blocked: dashmap::DashMap<IpAddr, C::Instant>,
-    pub redis: Option<Arc<RedisBackend>>,
+    /// The gateway's Redis service, with `backend: redis`.
+    redis: Option<Arc<RedisBackend>>,
 }
 
 impl Default for RateLimits<DefaultClock> {
@@ -165,6 +110,12 @@ impl<C: Clock + Clone> RateLimits<C> {
             blocked: dashmap::DashMap::new(),
             redis: None,
         }
+    }
+
+    /// Shares buckets through `redis`, when there is one.
+    pub fn with_redis(mut self, redis: Option<Arc<RedisBackend>>) -> Self {
+        self.redis = redis;
+        self
     }
 
     fn caller_limiter(&self, spec: LimitSpec) -> Arc<Keyed<u64, C>> {

@@ -1,0 +1,227 @@
+//! Who a caller is once a credential is verified, and the names it travels
+//! under: the credential kinds, the identity headers sent upstream, and the
+//! `Identity` every validator builds the same way.
+
+use crate::error::{GatewayError, Scheme};
+use crate::revocation::TokenFacts;
+use http::header::{HeaderName, HeaderValue};
+use std::sync::Arc;
+
+/// A kind of credential: what a route may accept (`routes[].auth`), which
+/// validator a credential goes to, and how the caller authenticated
+/// (`X-Auth-Method`, access log `auth_method`). One enum for all three, so a
+/// new kind is added in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    ApiKey,
+    Jwt,
+    Introspection,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::ApiKey, Kind::Jwt, Kind::Introspection];
+
+    /// The wire name: policy files, `X-Auth-Method`, the access log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::ApiKey => "api_key",
+            Kind::Jwt => "jwt",
+            Kind::Introspection => "introspection",
+        }
+    }
+}
+
+/// A set of credential kinds (docs/policy.md `routes[].auth`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KindSet {
+    pub api_key: bool,
+    pub jwt: bool,
+    pub introspection: bool,
+}
+
+impl KindSet {
+    pub fn is_empty(&self) -> bool {
+        !(self.api_key || self.jwt || self.introspection)
+    }
+
+    /// Bearer tokens are JWTs or opaque tokens.
+    pub fn bearer(&self) -> bool {
+        self.jwt || self.introspection
+    }
+
+    /// The kinds in both sets.
+    pub fn intersection(self, other: KindSet) -> KindSet {
+        KindSet {
+            api_key: self.api_key && other.api_key,
+            jwt: self.jwt && other.jwt,
+            introspection: self.introspection && other.introspection,
+        }
+    }
+
+    pub fn contains(&self, kind: Kind) -> bool {
+        match kind {
+            Kind::ApiKey => self.api_key,
+            Kind::Jwt => self.jwt,
+            Kind::Introspection => self.introspection,
+        }
+    }
+}
+
+/// Who is calling, as established by one credential. Built once per key or
+/// verified token and shared, with its upstream headers already encoded.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub method: Kind,
+    pub subject: Arc<str>,
+    pub scopes: Vec<Arc<str>>,
+    pub key_id: Option<Arc<str>>,
+    pub issuer: Option<Arc<str>>,
+    /// The name of this caller's own rate limit, if any.
+    pub rate_limit: Option<Arc<str>>,
+    /// The caller's rate-limit bucket: the key id, or the token's `iss`+`sub`.
+    pub caller: crate::ratelimit::Caller,
+    pub token: Option<TokenFacts>,
+    /// The identity headers to send upstream (docs/policy.md `identity`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// The parts of an identity, before its headers are encoded.
+pub struct IdentityParts<'a> {
+    pub method: Kind,
+    pub subject: Arc<str>,
+    pub scopes: Vec<Arc<str>>,
+    pub key_id: Option<Arc<str>>,
+    pub issuer: Option<Arc<str>>,
+    pub rate_limit: Option<Arc<str>>,
+    pub token: Option<TokenFacts>,
+    /// Claim values for `identity.claims` headers.
+    pub claims: Option<&'a serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A claim as a header value: strings as they are, numbers and booleans
+/// printed, arrays space-joined (docs/policy.md `identity.claims`).
+fn claim_text(value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Array(items) => Some(
+            items
+                .iter()
+                .filter_map(|v| match v {
+                    Value::Array(_) | Value::Object(_) | Value::Null => None,
+                    other => claim_text(other),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        Value::Null | Value::Object(_) => None,
+    }
+}
+
+/// A value that would go into an identity header but cannot be one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotAHeaderValue;
+
+impl From<NotAHeaderValue> for GatewayError {
+    /// RFC 9110 §5.5: a control character (other than HTAB) cannot travel in
+    /// a field value. Dropping the header would let the request through
+    /// without its identity, so the credential itself is refused.
+    fn from(_: NotAHeaderValue) -> GatewayError {
+        GatewayError::invalid_credential(
+            Scheme::Bearer,
+            "malformed_claim",
+            "A claim cannot be sent as a header value.",
+        )
+    }
+}
+
+impl IdentityParts<'_> {
+    /// Encodes the headers once. A value that cannot be a header value (a
+    /// control character in a claim) is an error, never a missing header.
+    pub fn build(self, names: &IdentityHeaders) -> Result<Identity, NotAHeaderValue> {
+        let mut headers = Vec::with_capacity(5);
+        let mut push = |name: &HeaderName, value: &str| {
+            let v = HeaderValue::from_bytes(value.as_bytes()).map_err(|_| NotAHeaderValue)?;
+            headers.push((name.clone(), v));
+            Ok::<(), NotAHeaderValue>(())
+        };
+        push(&names.subject, &self.subject)?;
+        push(&names.method, self.method.as_str())?;
+        let scopes: Vec<&str> = self.scopes.iter().map(|s| &**s).collect();
+        push(&names.scopes, &scopes.join(" "))?;
+        if let Some(key_id) = &self.key_id {
+            push(&names.key_id, key_id)?;
+        }
+        if let Some(issuer) = &self.issuer {
+            push(&names.issuer, issuer)?;
+        }
+        if let Some(claims) = self.claims {
+            for (claim, header) in &names.claims {
+                if let Some(text) = claims.get(claim).and_then(claim_text) {
+                    push(header, &text)?;
+                }
+            }
+        }
+        let caller = crate::ratelimit::Caller::new(match (&self.key_id, self.method) {
+            (Some(id), Kind::ApiKey) => format!("key:{id}"),
+            _ => format!(
+                "tok:{} {}",
+                self.issuer.as_deref().unwrap_or(""),
+                self.subject
+            ),
+        });
+        Ok(Identity {
+            caller,
+            method: self.method,
+            subject: self.subject,
+            scopes: self.scopes,
+            key_id: self.key_id,
+            issuer: self.issuer,
+            rate_limit: self.rate_limit,
+            token: self.token,
+            headers,
+        })
+    }
+}
+
+/// Header names the gateway sets upstream, parsed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityHeaders {
+    pub subject: HeaderName,
+    pub method: HeaderName,
+    pub scopes: HeaderName,
+    pub key_id: HeaderName,
+    pub issuer: HeaderName,
+    pub claims: Vec<(String, HeaderName)>,
+}
+
+impl Default for IdentityHeaders {
+    /// The docs/policy.md names.
+    fn default() -> Self {
+        IdentityHeaders {
+            subject: HeaderName::from_static("x-auth-subject"),
+            method: HeaderName::from_static("x-auth-method"),
+            scopes: HeaderName::from_static("x-auth-scopes"),
+            key_id: HeaderName::from_static("x-auth-key-id"),
+            issuer: HeaderName::from_static("x-auth-issuer"),
+            claims: Vec::new(),
+        }
+    }
+}
+
+impl IdentityHeaders {
+    /// Whether a header is one the gateway owns, so a caller may not send it (docs/requests.md step 3).
+    pub fn is_reserved(&self, name: &HeaderName) -> bool {
+        let n = name.as_str();
+        // HeaderName is always lower-case, so one prefix test covers every spelling.
+        n.starts_with("x-auth-")
+            || *name == self.subject
+            || *name == self.method
+            || *name == self.scopes
+            || *name == self.key_id
+            || *name == self.issuer
+            || self.claims.iter().any(|(_, h)| h == name)
+    }
+}
