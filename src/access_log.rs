@@ -47,11 +47,9 @@ pub struct RequestRecord {
     pub subject: Option<Arc<str>>,
     pub key_id: Option<Arc<str>>,
     pub decision: Decision,
-    pub reason: Option<&'static str>,
+    pub reason: Option<crate::reason::Reason>,
     pub user_agent: Option<String>,
     pub tls_version: &'static str,
-    /// The rate-limit numbers for the response headers (not logged).
-    pub rate_limit: Option<crate::ratelimit::Outcome>,
 }
 
 #[derive(Serialize)]
@@ -96,7 +94,7 @@ impl RequestRecord {
             subject: self.subject.as_deref(),
             key_id: self.key_id.as_deref(),
             decision: self.decision.as_str(),
-            reason: self.reason,
+            reason: self.reason.map(crate::reason::Reason::as_str),
             user_agent: self.user_agent.as_deref(),
             tls_version: self.tls_version,
         };
@@ -308,7 +306,6 @@ mod tests {
             reason: None,
             user_agent: Some("curl/8".into()),
             tls_version: "TLSv1.3",
-            rate_limit: None,
         }
     }
 

@@ -3,7 +3,7 @@
 //! authgate would be sent.
 
 use crate::body::{BodyFlags, LimitedBody};
-use crate::error::GatewayError;
+use crate::error::{GatewayError, Reason};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -22,7 +22,7 @@ pub async fn respond(
         }
         Err(_) => {
             return Err(GatewayError::bad_request(
-                "body_read_failed",
+                Reason::BodyReadFailed,
                 "The request body could not be read.",
             ))
         }
@@ -52,6 +52,6 @@ pub async fn respond(
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Bytes::from(text))
         .map_err(|_| GatewayError::BadGateway {
-            reason: "echo_failed",
+            reason: Reason::EchoFailed,
         })
 }

@@ -6,6 +6,8 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, StatusCode};
 
+pub use crate::reason::Reason;
+
 /// How the caller authenticated, for `WWW-Authenticate` (RFC 6750 §3) and the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
@@ -28,7 +30,7 @@ impl Scheme {
 pub enum GatewayError {
     /// Malformed path, two credentials, bad framing.
     BadRequest {
-        reason: &'static str,
+        reason: Reason,
         description: &'static str,
     },
     /// Request headers larger than `max_header_bytes`.
@@ -41,13 +43,13 @@ pub enum GatewayError {
     /// A presented credential was refused.
     InvalidCredential {
         scheme: Scheme,
-        reason: &'static str,
+        reason: Reason,
         description: &'static str,
     },
     /// A valid credential lacking scopes, or of a kind the route does not accept.
     InsufficientScope {
         scheme: Scheme,
-        reason: &'static str,
+        reason: Reason,
         /// All of the route's scopes, space-separated (precomputed in the snapshot).
         scopes: std::sync::Arc<str>,
     },
@@ -59,7 +61,7 @@ pub enum GatewayError {
         retry_after_secs: u64,
     },
     BadGateway {
-        reason: &'static str,
+        reason: Reason,
     },
     GatewayTimeout,
 }
@@ -93,18 +95,14 @@ impl Decision {
 }
 
 impl GatewayError {
-    pub fn bad_request(reason: &'static str, description: &'static str) -> Self {
+    pub fn bad_request(reason: Reason, description: &'static str) -> Self {
         GatewayError::BadRequest {
             reason,
             description,
         }
     }
 
-    pub fn invalid_credential(
-        scheme: Scheme,
-        reason: &'static str,
-        description: &'static str,
-    ) -> Self {
+    pub fn invalid_credential(scheme: Scheme, reason: Reason, description: &'static str) -> Self {
         GatewayError::InvalidCredential {
             scheme,
             reason,
@@ -162,19 +160,19 @@ impl GatewayError {
     }
 
     /// The access log's machine-readable `reason`.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            GatewayError::BadRequest { reason, .. } => reason,
-            GatewayError::HeadersTooLarge => "headers_too_large",
-            GatewayError::Unauthenticated { .. } => "missing_credential",
-            GatewayError::InvalidCredential { reason, .. } => reason,
-            GatewayError::InsufficientScope { reason, .. } => reason,
-            GatewayError::NotFound => "no_route",
-            GatewayError::PayloadTooLarge => "body_too_large",
-            GatewayError::RequestTimeout => "body_timeout",
-            GatewayError::RateLimited { .. } => "rate_limited",
-            GatewayError::BadGateway { reason } => reason,
-            GatewayError::GatewayTimeout => "upstream_timeout",
+            GatewayError::BadRequest { reason, .. } => *reason,
+            GatewayError::HeadersTooLarge => Reason::HeadersTooLarge,
+            GatewayError::Unauthenticated { .. } => Reason::MissingCredential,
+            GatewayError::InvalidCredential { reason, .. } => *reason,
+            GatewayError::InsufficientScope { reason, .. } => *reason,
+            GatewayError::NotFound => Reason::NoRoute,
+            GatewayError::PayloadTooLarge => Reason::BodyTooLarge,
+            GatewayError::RequestTimeout => Reason::BodyTimeout,
+            GatewayError::RateLimited { .. } => Reason::RateLimited,
+            GatewayError::BadGateway { reason } => *reason,
+            GatewayError::GatewayTimeout => Reason::UpstreamTimeout,
         }
     }
 
@@ -185,13 +183,12 @@ impl GatewayError {
             GatewayError::HeadersTooLarge => "The request headers are larger than allowed.",
             GatewayError::Unauthenticated { .. } => "This route requires a credential.",
             GatewayError::InvalidCredential { description, .. } => description,
-            GatewayError::InsufficientScope { reason, .. } => {
-                if *reason == "credential_kind_not_accepted" {
+            GatewayError::InsufficientScope { reason, .. } => match reason {
+                Reason::CredentialKindNotAccepted => {
                     "This route does not accept this kind of credential."
-                } else {
-                    "The credential lacks a scope this route requires."
                 }
-            }
+                _ => "The credential lacks a scope this route requires.",
+            },
             GatewayError::NotFound => "No route matches this request.",
             GatewayError::PayloadTooLarge => "The request body is larger than allowed.",
             GatewayError::RequestTimeout => "The request body stalled.",
@@ -285,7 +282,7 @@ mod tests {
     fn every_row_maps_to_its_status_code_and_decision() {
         let rows: Vec<(GatewayError, u16, &str, Decision)> = vec![
             (
-                GatewayError::bad_request("malformed_path", "x."),
+                GatewayError::bad_request(Reason::MalformedPath, "x."),
                 400,
                 "invalid_request",
                 Decision::BadRequest,
@@ -305,7 +302,7 @@ mod tests {
                 Decision::Unauthenticated,
             ),
             (
-                GatewayError::invalid_credential(Scheme::ApiKey, "unknown_key", "x."),
+                GatewayError::invalid_credential(Scheme::ApiKey, Reason::UnknownKey, "x."),
                 401,
                 "invalid_token",
                 Decision::InvalidToken,
@@ -313,7 +310,7 @@ mod tests {
             (
                 GatewayError::InsufficientScope {
                     scheme: Scheme::ApiKey,
-                    reason: "missing_scope",
+                    reason: Reason::MissingScope,
                     scopes: "a b".into(),
                 },
                 403,
@@ -337,7 +334,7 @@ mod tests {
             ),
             (
                 GatewayError::BadGateway {
-                    reason: "upstream_refused",
+                    reason: Reason::UpstreamConnectFailed,
                 },
                 502,
                 "bad_gateway",
@@ -371,14 +368,15 @@ mod tests {
             header_values(&none),
             vec!["Bearer realm=\"authgate\"", "ApiKey realm=\"authgate\""]
         );
-        let bad = GatewayError::invalid_credential(Scheme::ApiKey, "unknown_key", "Unknown key.");
+        let bad =
+            GatewayError::invalid_credential(Scheme::ApiKey, Reason::UnknownKey, "Unknown key.");
         assert_eq!(
             header_values(&bad),
             vec!["ApiKey realm=\"authgate\", error=\"invalid_token\", error_description=\"Unknown key.\""]
         );
         let scope = GatewayError::InsufficientScope {
             scheme: Scheme::Bearer,
-            reason: "missing_scope",
+            reason: Reason::MissingScope,
             scopes: "orders:read orders:write".into(),
         };
         assert_eq!(

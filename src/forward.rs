@@ -2,7 +2,7 @@
 //! failures classified by source (refused/reset → 502, too slow → 504).
 
 use crate::body::{BodyFlags, LimitedBody};
-use crate::error::GatewayError;
+use crate::error::{GatewayError, Reason};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -82,7 +82,7 @@ impl Forwarder {
                 if head > MAX_UPSTREAM_HEAD_BYTES {
                     tracing::warn!(bytes = head, "upstream response head too large");
                     return Err(GatewayError::BadGateway {
-                        reason: "upstream_head_too_large",
+                        reason: Reason::UpstreamHeadTooLarge,
                     });
                 }
                 Ok(response)
@@ -93,11 +93,11 @@ impl Forwarder {
             }
             Ok(Err(e)) => {
                 let reason = if e.is_connect() {
-                    "upstream_connect_failed"
+                    Reason::UpstreamConnectFailed
                 } else {
-                    "upstream_reset"
+                    Reason::UpstreamReset
                 };
-                tracing::warn!(reason, error = %e, "upstream request failed");
+                tracing::warn!(reason = reason.as_str(), error = %e, "upstream request failed");
                 Err(GatewayError::BadGateway { reason })
             }
         }
@@ -111,7 +111,7 @@ pub fn upstream_uri(
     query: Option<&str>,
 ) -> Result<http::Uri, GatewayError> {
     let malformed =
-        || GatewayError::bad_request("malformed_path", "The request path is malformed.");
+        || GatewayError::bad_request(Reason::MalformedPath, "The request path is malformed.");
     let base_path = match target {
         UpstreamTarget::Http { base_path, .. } => base_path.as_str(),
         UpstreamTarget::Echo => "",

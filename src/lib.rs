@@ -17,12 +17,14 @@ pub mod forward;
 pub mod metrics;
 pub mod pipeline;
 pub mod ratelimit;
+pub mod reason;
 pub mod redis_backend;
 pub mod reload;
 pub mod revocation;
 pub mod secret;
 pub mod server;
 pub mod snapshot;
+pub mod state;
 pub mod tls;
 pub mod upgrade;
 

@@ -132,7 +132,7 @@ pub struct FinishedRequest<'a> {
     pub route: &'a Option<std::sync::Arc<str>>,
     pub status: u16,
     pub decision: Decision,
-    pub reason: Option<&'static str>,
+    pub reason: Option<crate::reason::Reason>,
     pub upstream_ms: Option<f64>,
     pub duration_secs: f64,
 }
@@ -151,7 +151,7 @@ pub fn observe_request(done: &FinishedRequest<'_>) {
     if let Some(ms) = done.upstream_ms {
         m.upstream_seconds.observe(ms / 1e3);
     }
-    let reason = done.reason.unwrap_or("");
+    let reason = done.reason.map_or("", crate::reason::Reason::as_str);
     match done.decision {
         Decision::InvalidToken | Decision::Unauthenticated => {
             m.auth_failures

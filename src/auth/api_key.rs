@@ -1,7 +1,7 @@
 //! API keys: looked up by the SHA-256 of the presented key, so the policy
 //! never holds a usable key and a leaked policy file grants nothing.
 
-use crate::error::{GatewayError, Scheme};
+use crate::error::{GatewayError, Reason, Scheme};
 use crate::secret::{sha256, Secret};
 use http::HeaderName;
 use std::collections::HashMap;
@@ -64,21 +64,21 @@ impl ApiKeyIndex {
         let Some(entry) = self.by_digest.get(&digest) else {
             return Err(GatewayError::invalid_credential(
                 Scheme::ApiKey,
-                "unknown_key",
+                Reason::UnknownKey,
                 "The API key is not valid.",
             ));
         };
         if entry.disabled {
             return Err(GatewayError::invalid_credential(
                 Scheme::ApiKey,
-                "key_disabled",
+                Reason::KeyDisabled,
                 "The API key is disabled.",
             ));
         }
         if entry.expires.is_some_and(|at| now >= at) {
             return Err(GatewayError::invalid_credential(
                 Scheme::ApiKey,
-                "key_expired",
+                Reason::KeyExpired,
                 "The API key has expired.",
             ));
         }
@@ -131,7 +131,7 @@ mod tests {
         let reason = |idx: &ApiKeyIndex, k: &str| {
             idx.authenticate(&Secret::new(k), now)
                 .err()
-                .map(|e| e.reason())
+                .map(|e| e.reason().as_str())
         };
         assert_eq!(reason(&index(None, false), "agk_bad"), Some("unknown_key"));
         assert_eq!(reason(&index(None, true), "agk_good"), Some("key_disabled"));

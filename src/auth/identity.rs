@@ -2,7 +2,7 @@
 //! under: the credential kinds, the identity headers sent upstream, and the
 //! `Identity` every validator builds the same way.
 
-use crate::error::{GatewayError, Scheme};
+use crate::error::{GatewayError, Reason, Scheme};
 use crate::revocation::TokenFacts;
 use http::header::{HeaderName, HeaderValue};
 use std::sync::Arc;
@@ -131,7 +131,7 @@ impl From<NotAHeaderValue> for GatewayError {
     fn from(_: NotAHeaderValue) -> GatewayError {
         GatewayError::invalid_credential(
             Scheme::Bearer,
-            "malformed_claim",
+            Reason::MalformedClaim,
             "A claim cannot be sent as a header value.",
         )
     }

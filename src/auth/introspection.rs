@@ -4,7 +4,7 @@
 
 use super::fetch::{self, FetchClient, FetchClients};
 use super::identity::{Identity, IdentityHeaders, IdentityParts, Kind};
-use crate::error::{GatewayError, Scheme};
+use crate::error::{GatewayError, Reason, Scheme};
 use crate::revocation::TokenFacts;
 use crate::secret::Secret;
 use base64::Engine;
@@ -71,7 +71,7 @@ impl AnswerCache {
     }
 }
 
-fn invalid(reason: &'static str, description: &'static str) -> GatewayError {
+fn invalid(reason: Reason, description: &'static str) -> GatewayError {
     GatewayError::invalid_credential(Scheme::Bearer, reason, description)
 }
 
@@ -169,11 +169,11 @@ impl Introspector {
         }
         Err(if unavailable {
             invalid(
-                "introspection_unavailable",
+                Reason::IntrospectionUnavailable,
                 "The token could not be checked right now.",
             )
         } else {
-            invalid("inactive_token", "The token is not active.")
+            invalid(Reason::InactiveToken, "The token is not active.")
         })
     }
 }
@@ -184,7 +184,7 @@ fn integer_time(value: &Value, name: &str) -> Result<Option<u64>, GatewayError> 
         None | Some(Value::Null) => Ok(None),
         Some(v) => v.as_u64().map(Some).ok_or_else(|| {
             invalid(
-                "malformed_claim",
+                Reason::MalformedClaim,
                 "A time in the introspection answer is not an integer.",
             )
         }),
@@ -204,7 +204,7 @@ fn identity_from(
     let iat = integer_time(value, "iat")?;
     integer_time(value, "nbf")?;
     if exp.is_some_and(|e| e <= now) {
-        return Err(invalid("token_expired", "The token has expired."));
+        return Err(invalid(Reason::TokenExpired, "The token has expired."));
     }
     let subject = value
         .get("sub")
@@ -212,7 +212,7 @@ fn identity_from(
         .and_then(Value::as_str)
         .ok_or_else(|| {
             invalid(
-                "missing_claim",
+                Reason::MissingClaim,
                 "The introspection answer names no subject.",
             )
         })?;

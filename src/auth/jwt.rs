@@ -7,7 +7,7 @@ use super::identity::{Identity, IdentityHeaders, IdentityParts, Kind};
 use super::jwks::{KeySet, RemoteRef};
 use super::token_cache::{Stamp, TokenCache};
 use crate::clock::unix_now;
-use crate::error::{GatewayError, Scheme};
+use crate::error::{GatewayError, Reason, Scheme};
 use crate::revocation::TokenFacts;
 use crate::secret::Secret;
 use base64::Engine;
@@ -84,7 +84,7 @@ fn check_required(claims: &Map<String, Value>, required: &[&str]) -> Result<(), 
         match claims.get(*name) {
             None | Some(Value::Null) => {
                 return Err(invalid(
-                    "missing_claim",
+                    Reason::MissingClaim,
                     "The token lacks a required claim.",
                 ))
             }
@@ -92,7 +92,7 @@ fn check_required(claims: &Map<String, Value>, required: &[&str]) -> Result<(), 
             Some(Value::String(_)) if !numeric => {}
             Some(_) => {
                 return Err(invalid(
-                    "malformed_claim",
+                    Reason::MalformedClaim,
                     "A required claim has the wrong type.",
                 ))
             }
@@ -125,12 +125,15 @@ impl JwtVerifier {
     }
 }
 
-fn invalid(reason: &'static str, description: &'static str) -> GatewayError {
+fn invalid(reason: Reason, description: &'static str) -> GatewayError {
     GatewayError::invalid_credential(Scheme::Bearer, reason, description)
 }
 
 fn malformed() -> GatewayError {
-    invalid("malformed_token", "The token is not a well-formed JWT.")
+    invalid(
+        Reason::MalformedToken,
+        "The token is not a well-formed JWT.",
+    )
 }
 
 fn b64_json(segment: &str) -> Option<Map<String, Value>> {
@@ -168,8 +171,16 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, 
                     .map(|f| f as u64)
             })
             .map(Some)
-            .ok_or_else(|| invalid("malformed_claim", "A time claim is not a valid number.")),
-        Some(_) => Err(invalid("malformed_claim", "A time claim is not a number.")),
+            .ok_or_else(|| {
+                invalid(
+                    Reason::MalformedClaim,
+                    "A time claim is not a valid number.",
+                )
+            }),
+        Some(_) => Err(invalid(
+            Reason::MalformedClaim,
+            "A time claim is not a number.",
+        )),
     }
 }
 
@@ -185,38 +196,47 @@ fn check_claim_types(claims: &Map<String, Value>) -> Result<(), GatewayError> {
     };
     if !aud_ok {
         return Err(invalid(
-            "malformed_claim",
+            Reason::MalformedClaim,
             "The aud claim is not a string or list of strings.",
         ));
     }
     if claims.get("jti").is_some_and(|v| !v.is_string()) {
-        return Err(invalid("malformed_claim", "The jti claim is not a string."));
+        return Err(invalid(
+            Reason::MalformedClaim,
+            "The jti claim is not a string.",
+        ));
     }
     Ok(())
 }
 
 fn map_error(kind: &ErrorKind) -> GatewayError {
     match kind {
-        ErrorKind::InvalidSignature => invalid("bad_signature", "The token signature is invalid."),
-        ErrorKind::ExpiredSignature => invalid("token_expired", "The token has expired."),
+        ErrorKind::InvalidSignature => {
+            invalid(Reason::BadSignature, "The token signature is invalid.")
+        }
+        ErrorKind::ExpiredSignature => invalid(Reason::TokenExpired, "The token has expired."),
         ErrorKind::ImmatureSignature => {
-            invalid("token_not_yet_valid", "The token is not valid yet.")
+            invalid(Reason::TokenNotYetValid, "The token is not valid yet.")
         }
-        ErrorKind::InvalidAudience => {
-            invalid("wrong_audience", "The token is not meant for this API.")
+        ErrorKind::InvalidAudience => invalid(
+            Reason::WrongAudience,
+            "The token is not meant for this API.",
+        ),
+        ErrorKind::InvalidIssuer => {
+            invalid(Reason::WrongIssuer, "The token's issuer is not trusted.")
         }
-        ErrorKind::InvalidIssuer => invalid("wrong_issuer", "The token's issuer is not trusted."),
         ErrorKind::MissingRequiredClaim(_) => {
-            invalid("missing_claim", "The token lacks a required claim.")
+            invalid(Reason::MissingClaim, "The token lacks a required claim.")
         }
         ErrorKind::InvalidClaimFormat(_) => {
-            invalid("malformed_claim", "A token claim has the wrong type.")
+            invalid(Reason::MalformedClaim, "A token claim has the wrong type.")
         }
         ErrorKind::InvalidAlgorithm
         | ErrorKind::MissingAlgorithm
-        | ErrorKind::InvalidAlgorithmName => {
-            invalid("alg_not_allowed", "The token's algorithm is not allowed.")
-        }
+        | ErrorKind::InvalidAlgorithmName => invalid(
+            Reason::AlgNotAllowed,
+            "The token's algorithm is not allowed.",
+        ),
         _ => malformed(),
     }
 }
@@ -232,12 +252,12 @@ fn scopes_of(claims: &Map<String, Value>, claim: &str) -> Result<Vec<Arc<str>>, 
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| {
                 invalid(
-                    "malformed_claim",
+                    Reason::MalformedClaim,
                     "The scope claim is not a list of strings.",
                 )
             }),
         Some(_) => Err(invalid(
-            "malformed_claim",
+            Reason::MalformedClaim,
             "The scope claim has the wrong type.",
         )),
     }
@@ -267,7 +287,7 @@ impl JwtVerifier {
         // RFC 7515 §4.1.11: a `crit` we do not understand must be refused; we understand none.
         if header.contains_key("crit") {
             return Err(invalid(
-                "crit_not_supported",
+                Reason::CritNotSupported,
                 "The token names critical header parameters.",
             ));
         }
@@ -276,20 +296,26 @@ impl JwtVerifier {
             .and_then(Value::as_str)
             .ok_or_else(malformed)?;
         if alg_name.eq_ignore_ascii_case("none") {
-            return Err(invalid("alg_none", "Unsigned tokens are never accepted."));
+            return Err(invalid(
+                Reason::AlgNone,
+                "Unsigned tokens are never accepted.",
+            ));
         }
-        let alg: Algorithm = alg_name
-            .parse()
-            .map_err(|_| invalid("alg_not_allowed", "The token's algorithm is not allowed."))?;
+        let alg: Algorithm = alg_name.parse().map_err(|_| {
+            invalid(
+                Reason::AlgNotAllowed,
+                "The token's algorithm is not allowed.",
+            )
+        })?;
         let claims = b64_json(claims_b64).ok_or_else(malformed)?;
         let issuer = claims
             .get("iss")
             .and_then(Value::as_str)
             .and_then(|iss| self.issuers.get(iss))
-            .ok_or_else(|| invalid("unknown_issuer", "The token's issuer is not trusted."))?;
+            .ok_or_else(|| invalid(Reason::UnknownIssuer, "The token's issuer is not trusted."))?;
         let Some((_, validation)) = issuer.validations.iter().find(|(a, _)| *a == alg) else {
             return Err(invalid(
-                "alg_not_allowed",
+                Reason::AlgNotAllowed,
                 "The token's algorithm is not allowed.",
             ));
         };
@@ -306,8 +332,11 @@ impl JwtVerifier {
             }
         }
         let key = keys.find(kid, alg).ok_or_else(|| match kid {
-            Some(_) => invalid("unknown_kid", "The token's key id is not known."),
-            None => invalid("no_matching_key", "No key of the issuer fits the token."),
+            Some(_) => invalid(Reason::UnknownKid, "The token's key id is not known."),
+            None => invalid(
+                Reason::NoMatchingKey,
+                "No key of the issuer fits the token.",
+            ),
         })?;
         crate::metrics::token_verified(&issuer.issuer);
         jsonwebtoken::decode::<Value>(token, &key.key, validation)
@@ -317,7 +346,7 @@ impl JwtVerifier {
         let iat = numeric_date(&claims, "iat")?;
         if iat.is_some_and(|iat| iat > now + issuer.leeway.as_secs()) {
             return Err(invalid(
-                "token_issued_in_future",
+                Reason::TokenIssuedInFuture,
                 "The token claims to be issued in the future.",
             ));
         }
@@ -326,14 +355,14 @@ impl JwtVerifier {
             match (iat, exp) {
                 (None, _) => {
                     return Err(invalid(
-                        "missing_claim",
+                        Reason::MissingClaim,
                         "The token has no iat, so its lifetime is unknown.",
                     ))
                 }
                 (Some(iat), Some(exp)) if exp.saturating_sub(iat) <= max.as_secs() => {}
                 _ => {
                     return Err(invalid(
-                        "token_lifetime_too_long",
+                        Reason::TokenLifetimeTooLong,
                         "The token lives longer than this issuer allows.",
                     ))
                 }
@@ -342,7 +371,7 @@ impl JwtVerifier {
         let subject = claims
             .get(&issuer.subject_claim)
             .and_then(Value::as_str)
-            .ok_or_else(|| invalid("missing_claim", "The token has no subject."))?;
+            .ok_or_else(|| invalid(Reason::MissingClaim, "The token has no subject."))?;
         let exp = numeric_date(&claims, "exp")?;
         let identity = Arc::new(
             IdentityParts {

@@ -8,7 +8,7 @@ pub mod jwks;
 pub mod jwt;
 pub mod token_cache;
 
-use crate::error::{GatewayError, Scheme};
+use crate::error::{GatewayError, Reason, Scheme};
 use crate::secret::Secret;
 use http::header::AUTHORIZATION;
 use http::HeaderMap;
@@ -37,7 +37,7 @@ impl Credential<'_> {
 
 fn two_credentials() -> GatewayError {
     GatewayError::bad_request(
-        "multiple_credentials",
+        Reason::MultipleCredentials,
         "The request carries more than one credential.",
     )
 }
@@ -52,7 +52,7 @@ pub fn extract<'a>(
     let malformed = || {
         GatewayError::invalid_credential(
             Scheme::Bearer,
-            "malformed_credential",
+            Reason::MalformedCredential,
             "The credential is malformed.",
         )
     };
@@ -63,7 +63,7 @@ pub fn extract<'a>(
         let key = value.to_str().map_err(|_| {
             GatewayError::invalid_credential(
                 Scheme::ApiKey,
-                "malformed_credential",
+                Reason::MalformedCredential,
                 "The API key is malformed.",
             )
         })?;
@@ -84,7 +84,7 @@ pub fn extract<'a>(
         } else {
             return Err(GatewayError::invalid_credential(
                 Scheme::Bearer,
-                "unsupported_scheme",
+                Reason::UnsupportedScheme,
                 "The Authorization scheme is not supported.",
             ));
         });
@@ -100,7 +100,7 @@ pub fn classify(credential: &Credential<'_>, configured: KindSet) -> Result<Kind
     if secret.expose().len() > MAX_TOKEN_BYTES {
         return Err(GatewayError::invalid_credential(
             credential.scheme(),
-            "token_too_large",
+            Reason::TokenTooLarge,
             "The credential is larger than 8 KiB.",
         ));
     }
@@ -116,7 +116,7 @@ pub fn classify(credential: &Credential<'_>, configured: KindSet) -> Result<Kind
     } else {
         Err(GatewayError::invalid_credential(
             Scheme::Bearer,
-            "no_token_issuer",
+            Reason::NoTokenIssuer,
             "Bearer tokens are not accepted by this gateway.",
         ))
     }

@@ -2,6 +2,7 @@
 //! The normalized path is both what routes match and what goes upstream, so
 //! the gateway and the upstream can never disagree about which path was asked for.
 
+use crate::reason::Reason;
 use std::borrow::Cow;
 
 /// Why a path was refused; each becomes a 400 with this reason in the log.
@@ -22,14 +23,14 @@ pub enum PathError {
 }
 
 impl PathError {
-    pub fn reason(self) -> &'static str {
+    pub fn reason(self) -> Reason {
         match self {
-            PathError::Malformed => "malformed_path",
-            PathError::EncodedSeparator => "encoded_separator",
-            PathError::Backslash => "backslash_in_path",
-            PathError::Nul => "nul_in_path",
-            PathError::PathParameter => "path_parameter",
-            PathError::AboveRoot => "path_above_root",
+            PathError::Malformed => Reason::MalformedPath,
+            PathError::EncodedSeparator => Reason::EncodedSeparator,
+            PathError::Backslash => Reason::BackslashInPath,
+            PathError::Nul => Reason::NulInPath,
+            PathError::PathParameter => Reason::PathParameter,
+            PathError::AboveRoot => Reason::PathAboveRoot,
         }
     }
 

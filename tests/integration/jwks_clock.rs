@@ -84,7 +84,10 @@ async fn a_rotated_key_is_fetched_once_then_passes_and_floods_wait_30s() {
     let refused = verifier
         .verify(&Secret::new(&token(&new)), &names, &cache)
         .await;
-    assert_eq!(refused.err().map(|e| e.reason()), Some("unknown_kid"));
+    assert_eq!(
+        refused.err().map(|e| e.reason().as_str()),
+        Some("unknown_kid")
+    );
     assert_eq!(idp.state.fetches(), 1);
 
     // 31 s after it: exactly one fetch, then the token passes.
@@ -146,5 +149,8 @@ async fn the_verified_token_cache_is_dropped_when_keys_rotate() {
     idp.state.set_keys(&[&k2]);
     remote.refresh().await.expect("fetch");
     let refused = verifier.verify(&Secret::new(&token), &names, &cache).await;
-    assert_eq!(refused.err().map(|e| e.reason()), Some("unknown_kid"));
+    assert_eq!(
+        refused.err().map(|e| e.reason().as_str()),
+        Some("unknown_kid")
+    );
 }
