@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 /// thread wakes, so a reload does not stall requests for a scheduler tick
 /// the way a thread at nice 19 does (measured: `benches/reload_p99.sh`).
 ///
-/// It is started once: a thread started (and lowered by a child process)
-/// per reload cost requests on a busy core more latency than a whole
-/// 10,000-key compile. On a core saturated by requests an idle-class thread
+/// It is started once: a thread started and lowered per reload cost
+/// requests on a busy core more latency than a whole 10,000-key compile. On a core saturated by requests an idle-class thread
 /// could wait indefinitely, so a compile that has waited `IDLE_PATIENCE` is
 /// raised to nice 19 (a small, guaranteed share) until it is done.
 pub struct PolicyWorker {
@@ -73,7 +72,7 @@ impl PolicyWorker {
         let compiled = tokio::select! {
             compiled = &mut answer => compiled,
             () = tokio::time::sleep(IDLE_PATIENCE) => {
-                // chrt is a child process: not on this (request) thread.
+                // Off this (request) thread: the class change waits for a helper thread.
                 let priority = self.priority.clone();
                 let _ = std::thread::Builder::new()
                     .name("policy-raise".into())
@@ -133,14 +132,24 @@ fn compile(path: &Path) -> Result<Compiled, String> {
     Ok((loaded, tls_config))
 }
 
-/// The policy thread's scheduling class. Changed with util-linux's `chrt`
-/// and `renice` by thread id (Linux names it under /proc/thread-self):
-/// this crate forbids `unsafe`, and these are the only calls that need it.
-/// Elsewhere, or without those tools, the thread keeps normal priority.
+/// The policy thread's scheduling class, set by system call (the
+/// `thread-priority` crate: `pthread_setschedparam`, `setpriority`). That
+/// crate also sets the nice value of the thread that calls it, so class
+/// changes are made from a short-lived helper thread and the policy
+/// thread's own nice 19 stays. Where a call is refused, the thread keeps
+/// what it had.
 #[derive(Default)]
 struct Priority {
-    thread_id: OnceLock<String>,
+    thread: OnceLock<PolicyThread>,
     state: Mutex<PriorityState>,
+}
+
+/// How the policy thread is named to the system calls.
+struct PolicyThread {
+    native: thread_priority::ThreadId,
+    /// The kernel thread id, for the test that reads /proc.
+    #[cfg_attr(not(test), allow(dead_code))]
+    tid: String,
 }
 
 #[derive(Default)]
@@ -150,8 +159,29 @@ struct PriorityState {
     raised: bool,
 }
 
-const CHRT: &str = "/usr/bin/chrt";
-const RENICE: &str = "/usr/bin/renice";
+/// Moves `thread` to the idle class or back to normal scheduling, from a
+/// helper thread (see `Priority`).
+fn set_class(thread: thread_priority::ThreadId, idle: bool) -> bool {
+    use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
+    let class = if idle {
+        NormalThreadSchedulePolicy::Idle
+    } else {
+        NormalThreadSchedulePolicy::Other
+    };
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                thread_priority::set_thread_priority_and_policy(
+                    thread,
+                    ThreadPriority::Min,
+                    ThreadSchedulePolicy::Normal(class),
+                )
+                .is_ok()
+            })
+            .join()
+            .unwrap_or(false)
+    })
+}
 
 impl Priority {
     /// Nice 19 first (it stays with the thread across class changes), then
@@ -159,21 +189,27 @@ impl Priority {
     /// idle-class thread that cannot be raised could wait forever for a
     /// saturated core, so without that right it stays at nice 19.
     fn lower_calling_thread(&self) {
-        let Some(id) = std::fs::read_link("/proc/thread-self")
+        use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
+        let native = thread_priority::thread_native_id();
+        let tid = std::fs::read_link("/proc/thread-self")
             .ok()
             .and_then(|link| Some(link.file_name()?.to_str()?.to_string()))
-        else {
-            return;
-        };
-        run_quietly(RENICE, &["-n", "19", "-p", &id]);
-        if may_leave_idle_class() && run_quietly(CHRT, &["--idle", "--pid", "0", &id]) {
+            .unwrap_or_default();
+        // On the thread itself: normal class at the lowest priority, nice 19.
+        let niced = thread_priority::set_thread_priority_and_policy(
+            native,
+            ThreadPriority::Min,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
+        )
+        .is_ok();
+        if niced && may_leave_idle_class() && set_class(native, true) {
             tracing::debug!("policy thread in the idle scheduling class");
         } else {
             tracing::info!(
                 "policy thread at nice 19 (the idle class needs CAP_SYS_NICE to be left again)"
             );
         }
-        let _ = self.thread_id.set(id);
+        let _ = self.thread.set(PolicyThread { native, tid });
     }
 
     fn request_compile(&self) {
@@ -185,8 +221,8 @@ impl Priority {
     /// old policy or already running.
     fn raise_while_waiting(&self) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let (true, false, Some(id)) = (state.pending > 0, state.raised, self.thread_id.get()) {
-            state.raised = run_quietly(CHRT, &["--other", "--pid", "0", id]);
+        if let (true, false, Some(thread)) = (state.pending > 0, state.raised, self.thread.get()) {
+            state.raised = set_class(thread.native, false);
         }
     }
 
@@ -196,8 +232,8 @@ impl Priority {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.pending = state.pending.saturating_sub(1);
         if state.pending == 0 && state.raised {
-            if let Some(id) = self.thread_id.get() {
-                run_quietly(CHRT, &["--idle", "--pid", "0", id]);
+            if let Some(thread) = self.thread.get() {
+                set_class(thread.native, true);
             }
             state.raised = false;
         }
@@ -222,15 +258,6 @@ fn may_leave_idle_class() -> bool {
         .and_then(|l| l.split_whitespace().nth(3))
         .is_some_and(|soft| soft == "unlimited" || soft.parse::<u64>().is_ok_and(|n| n >= 1));
     has_cap || nice_limit
-}
-
-fn run_quietly(program: &str, args: &[&str]) -> bool {
-    std::process::Command::new(program)
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
 }
 
 #[cfg(all(test, target_os = "linux"))]
@@ -259,10 +286,6 @@ mod tests {
 
     #[test]
     fn the_policy_thread_is_idle_class_raised_while_a_compile_waits_then_lowered() {
-        if !run_quietly(CHRT, &["--version"]) {
-            eprintln!("skipped: util-linux chrt is not installed");
-            return;
-        }
         let priority = Arc::new(Priority::default());
         let (lowered_tx, lowered) = std::sync::mpsc::channel();
         let (finish_tx, finish) = std::sync::mpsc::channel::<()>();
@@ -273,7 +296,7 @@ mod tests {
             finish.recv().ok();
         });
         lowered.recv().expect("thread started");
-        let id = priority.thread_id.get().expect("thread id known").clone();
+        let id = priority.thread.get().expect("thread id known").tid.clone();
         assert_eq!(stat_field(&id, 19), 19, "nice 19 in every case");
         if !may_leave_idle_class() {
             // It could never be raised again, so it must not be idle-class.
