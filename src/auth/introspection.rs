@@ -4,20 +4,17 @@
 
 use super::fetch::{self, FetchClient, FetchClients};
 use super::identity::{Identity, IdentityHeaders, IdentityParts, Kind};
+use super::token_cache::TokenCache;
 use crate::error::{GatewayError, Reason, Scheme};
 use crate::revocation::TokenFacts;
 use crate::secret::Secret;
 use base64::Engine;
 use bytes::Bytes;
-use dashmap::DashMap;
 use http_body_util::Full;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// Cached answers kept at most.
-pub const CACHE_CAPACITY: usize = 100_000;
+use std::time::Duration;
 
 /// One introspection endpoint, compiled: data only; its client is live
 /// state (`FetchClients`), found by `ca`.
@@ -42,33 +39,8 @@ impl std::fmt::Debug for Endpoint {
 #[derive(Debug, Default)]
 pub struct Introspector {
     pub endpoints: Vec<Endpoint>,
-}
-
-/// Active answers by token digest, until their cache time ends. Live
-/// state: it outlives a reload that leaves the endpoints as they were.
-#[derive(Default)]
-pub struct AnswerCache {
-    answers: DashMap<[u8; 32], (Arc<Identity>, Instant)>,
-}
-
-impl AnswerCache {
-    pub fn clear(&self) {
-        self.answers.clear();
-    }
-
-    fn get(&self, digest: &[u8; 32], now: Instant) -> Option<Arc<Identity>> {
-        let hit = self.answers.get(digest)?;
-        (hit.1 > now).then(|| hit.0.clone())
-    }
-
-    fn insert(&self, digest: [u8; 32], identity: Arc<Identity>, until: Instant, now: Instant) {
-        if self.answers.len() >= CACHE_CAPACITY {
-            self.answers.retain(|_, (_, until)| *until > now);
-        }
-        if self.answers.len() < CACHE_CAPACITY {
-            self.answers.insert(digest, (identity, until));
-        }
-    }
+    /// `fingerprint_of(endpoints)`, the stamp of the answers it caches.
+    pub fingerprint: u64,
 }
 
 fn invalid(reason: Reason, description: &'static str) -> GatewayError {
@@ -85,10 +57,11 @@ enum Answer {
 }
 
 impl Introspector {
-    /// What a cached answer depends on besides the token: a reload that
-    /// changes it empties the answer cache.
-    pub fn fingerprint(&self) -> String {
-        self.endpoints
+    /// What a cached answer depends on besides the token: every endpoint's
+    /// address, client, secret, cache time and CA. Cached answers carry it
+    /// as their stamp, so a reload that changes any of it retires them.
+    pub fn fingerprint_of(endpoints: &[Endpoint]) -> u64 {
+        let text: String = endpoints
             .iter()
             .map(|e| {
                 let secret =
@@ -98,7 +71,11 @@ impl Introspector {
                     e.uri, e.client_id, e.cache_ttl, e.ca
                 )
             })
-            .collect()
+            .collect();
+        let digest = crate::secret::sha256(text.as_bytes());
+        u64::from_le_bytes([
+            digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
+        ])
     }
 
     async fn ask(
@@ -138,12 +115,15 @@ impl Introspector {
         token: &Secret<&str>,
         names: &IdentityHeaders,
         clients: &FetchClients,
-        cache: &AnswerCache,
+        cache: &TokenCache,
     ) -> Result<Arc<Identity>, GatewayError> {
         let token = *token.expose();
         let digest = crate::secret::sha256(token.as_bytes());
-        let now = Instant::now();
-        if let Some(hit) = cache.get(&digest, now) {
+        let now = crate::clock::unix_now();
+        // Answers share the verified-token cache, stamped by this
+        // configuration (a token is either a JWT or opaque, never both).
+        let stamp = (self.fingerprint, 0);
+        if let Some(hit) = cache.get(&digest, now, |_| Some(stamp)) {
             return Ok(hit);
         }
         let mut unavailable = false;
@@ -155,8 +135,10 @@ impl Introspector {
             match answer {
                 Ok(Answer::Active(value)) => {
                     let (identity, ttl) = identity_from(&value, endpoint.cache_ttl, names)?;
-                    if !ttl.is_zero() {
-                        cache.insert(digest, identity.clone(), now + ttl, now);
+                    // Whole seconds: an answer cached for under one is not cached.
+                    if ttl.as_secs() > 0 {
+                        let until = now.saturating_add(ttl.as_secs());
+                        cache.insert(digest, identity.clone(), stamp, Some(until), now);
                     }
                     return Ok(identity);
                 }

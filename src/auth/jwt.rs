@@ -275,7 +275,10 @@ impl JwtVerifier {
         let now = unix_now();
         // The cache is asked first: a token verified before costs one hash.
         let digest = crate::secret::sha256(token.as_bytes());
-        let stamp_of = |iss: &str| self.issuers.get(iss).map(Issuer::stamp);
+        let stamp_of = |id: &Identity| {
+            let issuer = self.issuers.get(id.issuer.as_deref()?)?;
+            Some(issuer.stamp())
+        };
         if let Some(hit) = cache.get(&digest, now, stamp_of) {
             return Ok(hit);
         }

@@ -154,7 +154,12 @@ impl AuthPolicy {
             }
             (Credential::Bearer(token), _) => {
                 self.introspection
-                    .introspect(token, &self.identity, &services.clients, &services.answers)
+                    .introspect(
+                        token,
+                        &self.identity,
+                        &services.clients,
+                        &services.token_cache,
+                    )
                     .await
             }
         }
@@ -169,17 +174,16 @@ pub struct AuthServices {
     pub clients: fetch::FetchClients,
     /// Remote key sets, by issuer, source and CA.
     pub jwks: jwks::JwksRegistry,
-    /// Verified JWTs; entries outlive reloads that leave their issuer as it was.
+    /// Verified JWTs and introspection answers; entries outlive reloads
+    /// that leave what made them as it was.
     pub token_cache: token_cache::TokenCache,
-    /// Introspection answers.
-    pub answers: introspection::AnswerCache,
 }
 
 impl AuthServices {
     /// Readies the services for `next` before it serves: clients for the CAs
     /// it names, its remote key sets bound (new ones fetched once, so
     /// readiness can wait for them), and what `previous` cached dropped
-    /// where `next` would judge it differently. A CA that cannot be read
+    /// where its identity headers differ (stamps retire the rest). A CA that cannot be read
     /// fails before anything changes.
     pub async fn adopt(
         &self,
@@ -195,9 +199,6 @@ impl AuthServices {
             // Cached identities carry the claim headers of the old names.
             if previous.identity != next.identity {
                 self.token_cache.clear();
-                self.answers.clear();
-            } else if previous.introspection.fingerprint() != next.introspection.fingerprint() {
-                self.answers.clear();
             }
         }
         Ok(())

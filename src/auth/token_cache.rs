@@ -1,5 +1,6 @@
 //! The verified-token cache: a token seen before skips signature
-//! verification (an RSA verify costs tens of microseconds). Keyed by the
+//! verification (an RSA verify costs tens of microseconds) or, for an
+//! opaque token, the call to the introspection endpoint. Keyed by the
 //! SHA-256 of the token, never the token; entries die at the token's `exp`
 //! and whenever the issuer's key set or its configuration changes (its
 //! stamp moves on). The cache is live state: it outlives policy reloads, and
@@ -70,15 +71,16 @@ impl TokenCache {
     }
 
     /// A live entry made under its issuer's current configuration and keys;
-    /// `stamp_of` gives an issuer's current stamp (`None`: issuer gone).
+    /// `stamp_of` gives the current stamp for a cached identity (`None`:
+    /// whatever made it is gone).
     pub fn get(
         &self,
         digest: &[u8; 32],
         now: u64,
-        stamp_of: impl Fn(&str) -> Option<Stamp>,
+        stamp_of: impl Fn(&Identity) -> Option<Stamp>,
     ) -> Option<Arc<Identity>> {
         let entry = self.entries.get(digest)?;
-        let current = entry.identity.issuer.as_deref().and_then(&stamp_of);
+        let current = stamp_of(&entry.identity);
         if current == Some(entry.stamp) && now <= entry.until {
             return Some(entry.identity.clone());
         }

@@ -277,5 +277,9 @@ pub(super) fn introspection(
             });
         }
     }
-    Introspector { endpoints }
+    let fingerprint = Introspector::fingerprint_of(&endpoints);
+    Introspector {
+        endpoints,
+        fingerprint,
+    }
 }
