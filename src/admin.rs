@@ -45,10 +45,7 @@ pub async fn serve(
 ) {
     loop {
         let (tcp, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(_) => continue,
-            },
+            accepted = crate::server::accept(&listener) => accepted,
             _ = shutdown.changed() => return,
         };
         let state = state.clone();

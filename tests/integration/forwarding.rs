@@ -21,7 +21,7 @@ fn header(r: &Received, name: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_headers_arrive_and_spoofed_ones_never_do() {
     let upstream = Upstream::start().await;
-    let gw = Gateway::start(&policy(&upstream.url(), ""));
+    let gw = Gateway::in_process(&policy(&upstream.url(), ""));
     let client = gw.client();
     let spoofed = [
         ("X-Auth-Subject", "root"),
@@ -64,7 +64,7 @@ async fn identity_headers_arrive_and_spoofed_ones_never_do() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_header_cannot_remove_what_the_gateway_sets() {
     let upstream = Upstream::start().await;
-    let gw = Gateway::start(&policy(&upstream.url(), ""));
+    let gw = Gateway::in_process(&policy(&upstream.url(), ""));
     let reply = gw
         .client()
         .get(
@@ -94,7 +94,7 @@ async fn connection_header_cannot_remove_what_the_gateway_sets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_are_forwarded_only_with_pass_credentials() {
     let upstream = Upstream::start().await;
-    let gw = Gateway::start(&policy(&upstream.url(), ""));
+    let gw = Gateway::in_process(&policy(&upstream.url(), ""));
     gw.client()
         .get(&gw.url("/orders/1"), &[("x-api-key", READER_KEY)])
         .await;
@@ -107,7 +107,7 @@ async fn credentials_are_forwarded_only_with_pass_credentials() {
         .await;
     assert!(header(&upstream.last(), "authorization").is_none());
 
-    let gw = Gateway::start(&policy(&upstream.url(), "  pass_credentials: true"));
+    let gw = Gateway::in_process(&policy(&upstream.url(), "  pass_credentials: true"));
     gw.client()
         .get(&gw.url("/orders/1"), &[("x-api-key", READER_KEY)])
         .await;
@@ -120,7 +120,7 @@ async fn credentials_are_forwarded_only_with_pass_credentials() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarding_headers_and_request_id() {
     let upstream = Upstream::start().await;
-    let gw = Gateway::start(&policy(&upstream.url(), ""));
+    let gw = Gateway::in_process(&policy(&upstream.url(), ""));
     let client = gw.client();
     // An untrusted peer's X-Forwarded-For is replaced, not appended to.
     let reply = client
@@ -158,7 +158,7 @@ async fn forwarding_headers_and_request_id() {
     assert_eq!(header(&upstream.last(), "x-request-id"), Some(id));
 
     // From a trusted proxy, the list is kept and the client is the right-most untrusted entry.
-    let trusted = Gateway::start_with(
+    let trusted = Gateway::in_process_with(
         "  trusted_proxies: [127.0.0.0/8]",
         &policy(&upstream.url(), ""),
     );
@@ -182,7 +182,7 @@ async fn forwarding_headers_and_request_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_through_alpn_works_end_to_end() {
     let upstream = Upstream::start().await;
-    let gw = Gateway::start(&policy(&upstream.url(), ""));
+    let gw = Gateway::in_process(&policy(&upstream.url(), ""));
     let reply = gw
         .client_h2()
         .get(
@@ -201,7 +201,7 @@ async fn http2_through_alpn_works_end_to_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_stream_through_and_oversized_ones_get_413() {
     let upstream = Upstream::start().await;
-    let gw = Gateway::start_with("  max_body_bytes: 64KiB", &policy(&upstream.url(), ""));
+    let gw = Gateway::in_process_with("  max_body_bytes: 64KiB", &policy(&upstream.url(), ""));
     let client = gw.client();
     let post = |body: Bytes| {
         http::Request::post(gw.url("/orders/1"))
@@ -230,7 +230,7 @@ async fn bodies_stream_through_and_oversized_ones_get_413() {
 async fn chunked_body_over_the_limit_gets_413_and_never_fully_reaches_the_upstream() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let upstream = Upstream::start().await;
-    let gw = Gateway::start_with("  max_body_bytes: 64KiB", &policy(&upstream.url(), ""));
+    let gw = Gateway::in_process_with("  max_body_bytes: 64KiB", &policy(&upstream.url(), ""));
     let mut tls = gw.tls_connect().await;
     let head = format!(
         "POST /orders/1 HTTP/1.1\r\nhost: localhost\r\nx-api-key: {ADMIN_KEY}\r\ntransfer-encoding: chunked\r\n\r\n"
@@ -264,7 +264,7 @@ async fn chunked_body_over_the_limit_gets_413_and_never_fully_reaches_the_upstre
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_upstream_answers_with_the_forwarded_request() {
-    let gw = Gateway::start(&policy("echo", ""));
+    let gw = Gateway::in_process(&policy("echo", ""));
     let reply = gw
         .client()
         .get(&gw.url("/orders/./5?x=1&y=2"), &[("x-api-key", READER_KEY)])
@@ -342,7 +342,7 @@ async fn tls_upstream(
 async fn https_upstreams_are_verified_against_the_configured_ca() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (addr, ca, served) = tls_upstream(dir.path()).await;
-    let trusted = Gateway::start(&policy(
+    let trusted = Gateway::in_process(&policy(
         &format!("https://{addr}"),
         &format!("  ca: {}", ca.display()),
     ));
@@ -355,7 +355,7 @@ async fn https_upstreams_are_verified_against_the_configured_ca() {
     assert_eq!(reply.header("x-saw-subject").as_deref(), Some("alice"));
     // Without the CA the upstream's certificate is not trusted: 502, nothing served.
     let before = served.load(std::sync::atomic::Ordering::SeqCst);
-    let untrusting = Gateway::start(&policy(&format!("https://{addr}"), ""));
+    let untrusting = Gateway::in_process(&policy(&format!("https://{addr}"), ""));
     let reply = untrusting
         .client()
         .get(&untrusting.url("/orders/1"), &[("x-api-key", READER_KEY)])
@@ -366,7 +366,7 @@ async fn https_upstreams_are_verified_against_the_configured_ca() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn min_version_1_3_refuses_tls_1_2_clients() {
-    let gw = Gateway::start_with("    min_version: \"1.3\"", &policy("echo", ""));
+    let gw = Gateway::in_process_with("    min_version: \"1.3\"", &policy("echo", ""));
     let connect = |versions: &'static [&'static rustls::SupportedProtocolVersion]| {
         let cert = gw.cert_path();
         let addr = gw.addr;
@@ -417,7 +417,7 @@ async fn client_ca_requires_a_client_certificate_it_signed() {
         .signed_by(&client_key, &Issuer::from_params(&ca_params, &ca_key))
         .expect("client cert");
 
-    let gw = Gateway::start_with(
+    let gw = Gateway::in_process_with(
         &format!("    client_ca: {}", ca_path.display()),
         &policy("echo", ""),
     );

@@ -222,14 +222,25 @@ async fn record(
         .expect("response")
 }
 
-/// A running `authgate run` process with its output captured.
+/// A running gateway: an `authgate run` process with its output captured,
+/// or (`in_process`) the library's `serve` on a thread of this test binary.
 pub struct Gateway {
     pub addr: SocketAddr,
     pub admin: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
-    child: Child,
+    running: Running,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<Vec<String>>>,
+}
+
+enum Running {
+    Binary(Child),
+    /// Its access log goes to `access.log` in `dir`; there is no stderr
+    /// and no process to signal.
+    InProcess {
+        control: tokio::sync::mpsc::Sender<authgate::Control>,
+        done: std::sync::mpsc::Receiver<()>,
+    },
 }
 
 /// The admin bearer token every test gateway gets in `AUTHGATE_TEST_ADMIN_TOKEN`.
@@ -321,9 +332,90 @@ impl Gateway {
             addr,
             admin,
             dir,
-            child,
+            running: Running::Binary(child),
             stdout,
             stderr,
+        }
+    }
+
+    /// Like `start`, but the gateway runs in this process (`authgate::serve`
+    /// on listeners bound here): for tests that need only its answers and
+    /// access log, not its process, signals or stderr.
+    pub fn in_process(rest: &str) -> Gateway {
+        Gateway::in_process_with("", rest)
+    }
+
+    pub fn in_process_with(server_extra: &str, rest: &str) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut policy = format!(
+            "server:\n  listen: 127.0.0.1:0\n  tls:\n    cert: gw.pem\n    key: gw-key.pem\n    generate_self_signed: true\n{server_extra}\n{rest}"
+        );
+        if !policy.contains("\naccess_log:") {
+            policy.push_str("\naccess_log:\n  output: access.log\n");
+        }
+        let path = dir.path().join("gateway.yaml");
+        std::fs::write(&path, &policy).expect("write policy");
+        let env = |name: &str| match name {
+            "AUTHGATE_TEST_ADMIN_TOKEN" => Some(ADMIN_TOKEN.to_string()),
+            other => std::env::var(other).ok(),
+        };
+        let loaded = authgate::config::load_str(&policy, &path, &env).expect("valid policy");
+        // Writes the development certificate now, so clients can trust it
+        // before the gateway has finished starting.
+        authgate::tls::server_config(&loaded.snapshot.server.tls).expect("TLS files");
+        let bind = |addr: SocketAddr| {
+            let listener = std::net::TcpListener::bind(addr).expect("bind");
+            listener.set_nonblocking(true).expect("nonblocking");
+            listener
+        };
+        let main = bind(loaded.snapshot.server.listen);
+        let admin_listener = loaded.snapshot.admin.as_ref().map(|a| bind(a.listen));
+        let addr = main.local_addr().expect("address");
+        let admin = admin_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("address"));
+        let (control, commands) = tokio::sync::mpsc::channel(8);
+        let (finished, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let served = runtime.block_on(async move {
+                let listeners = authgate::Listeners {
+                    main: tokio::net::TcpListener::from_std(main).expect("listener"),
+                    admin: admin_listener
+                        .map(|l| tokio::net::TcpListener::from_std(l).expect("listener")),
+                };
+                authgate::serve(path, loaded, listeners, commands).await
+            });
+            if let Err(e) = served {
+                eprintln!("in-process gateway failed: {e}");
+            }
+            let _ = finished.send(());
+        });
+        Gateway {
+            addr,
+            admin,
+            dir,
+            running: Running::InProcess { control, done },
+            stdout: Arc::new(Mutex::new(Vec::new())),
+            stderr: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Access-log lines so far: captured stdout, or the in-process log file.
+    fn log_lines(&self) -> Vec<String> {
+        match &self.running {
+            Running::Binary(_) => self.stdout.lock().expect("lock").clone(),
+            Running::InProcess { .. } => {
+                std::fs::read_to_string(self.dir.path().join("access.log"))
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_string)
+                    .collect()
+            }
         }
     }
 
@@ -337,7 +429,7 @@ impl Gateway {
 
     /// Everything the process printed so far, stdout and stderr.
     pub fn output(&self) -> String {
-        let mut all = self.stdout.lock().expect("lock").join("\n");
+        let mut all = self.log_lines().join("\n");
         all.push('\n');
         all.push_str(&self.stderr.lock().expect("lock").join("\n"));
         all
@@ -352,9 +444,7 @@ impl Gateway {
     pub async fn log_for(&self, request_id: &str) -> serde_json::Value {
         for _ in 0..200 {
             let found = self
-                .stdout
-                .lock()
-                .expect("lock")
+                .log_lines()
                 .iter()
                 .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
                 .find(|v| v["request_id"] == request_id);
@@ -376,12 +466,22 @@ impl Gateway {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child().id()
+    }
+
+    fn child(&self) -> &Child {
+        match &self.running {
+            Running::Binary(child) => child,
+            Running::InProcess { .. } => panic!("an in-process gateway has no process of its own"),
+        }
     }
 
     pub fn wait(&mut self) -> Option<std::process::ExitStatus> {
+        let Running::Binary(child) = &mut self.running else {
+            panic!("an in-process gateway has no process of its own");
+        };
         for _ in 0..400 {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Ok(Some(status)) = child.try_wait() {
                 return Some(status);
             }
             std::thread::sleep(Duration::from_millis(25));
@@ -422,8 +522,18 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        match &mut self.running {
+            Running::Binary(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Running::InProcess { control, done } => {
+                // Stopped as SIGTERM would; a drain still waiting on a
+                // client the test leaked is left to end with the binary.
+                let _ = control.try_send(authgate::Control::Stop);
+                let _ = done.recv_timeout(Duration::from_secs(5));
+            }
+        }
     }
 }
 
@@ -625,7 +735,9 @@ impl Redis {
         let Ok(child) = child else { return false };
         self.child = Some(child);
         for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            // The port was free when picked; whoever answers on it now must
+            // be this child, not a server another test started meanwhile.
+            if self.answering_pid() == self.child.as_ref().map(Child::id) {
                 return true;
             }
             if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
@@ -634,6 +746,19 @@ impl Redis {
             std::thread::sleep(Duration::from_millis(25));
         }
         false
+    }
+
+    /// The `process_id` of the Redis answering on `self.port`, if one does.
+    fn answering_pid(&self) -> Option<u32> {
+        use std::io::{BufRead, BufReader, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        stream.write_all(b"INFO server\r\n").ok()?;
+        BufReader::new(stream)
+            .lines()
+            .map_while(Result::ok)
+            .take(100)
+            .find_map(|line| line.strip_prefix("process_id:")?.trim().parse().ok())
     }
 
     pub fn url(&self) -> String {

@@ -15,7 +15,7 @@ fn refused(raw: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smuggling_and_malformed_framing_are_refused_and_never_forwarded() {
     let upstream = Upstream::start().await;
-    let gw = Gateway::start(&policy(&upstream.url()));
+    let gw = Gateway::in_process(&policy(&upstream.url()));
     let key = format!("x-api-key: {ADMIN_KEY}\r\nconnection: close\r\n");
     let cases: Vec<(&str, String)> = vec![
         ("differing CL", format!("POST /orders/1 HTTP/1.1\r\nhost: localhost\r\n{key}content-length: 5\r\ncontent-length: 6\r\n\r\nhello!")),
@@ -84,7 +84,7 @@ async fn smuggling_and_malformed_framing_are_refused_and_never_forwarded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_request_body_gets_408() {
     let upstream = Upstream::start().await;
-    let gw = Gateway::start_with("  body_timeout: 300ms", &policy(&upstream.url()));
+    let gw = Gateway::in_process_with("  body_timeout: 300ms", &policy(&upstream.url()));
     let mut tls = gw.tls_connect().await;
     let head = format!("POST /orders/1 HTTP/1.1\r\nhost: localhost\r\nx-api-key: {ADMIN_KEY}\r\ncontent-length: 100\r\n\r\nonly-a-little");
     tls.write_all(head.as_bytes()).await.expect("write");
@@ -109,7 +109,7 @@ async fn broken_upstream_answers_become_502() {
             let _ = tcp.write_all(b"HTTP/1.1 OK maybe\r\nx: y\r\n\r\n").await;
         }
     });
-    let gw = Gateway::start(&policy(&format!("http://{garbage_addr}")));
+    let gw = Gateway::in_process(&policy(&format!("http://{garbage_addr}")));
     let reply = gw.client().get(&gw.url("/healthz"), &[]).await;
     assert_eq!(reply.status, 502);
     assert_eq!(reply.json()["error"], "bad_gateway");
@@ -119,14 +119,14 @@ async fn broken_upstream_answers_become_502() {
         "{}  - name: huge\n    path: /huge-header\n    auth: none\n",
         policy(&upstream.url())
     );
-    let gw = Gateway::start(&routes);
+    let gw = Gateway::in_process(&routes);
     let reply = gw.client().get(&gw.url("/huge-header"), &[]).await;
     assert_eq!(reply.status, 502);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_max_connections_wait_for_a_free_slot() {
-    let gw = Gateway::start_with("  max_connections: 2\n  workers: 1", &policy("echo"));
+    let gw = Gateway::in_process_with("  max_connections: 2\n  workers: 1", &policy("echo"));
     let first = gw.tls_connect().await;
     let second = gw.tls_connect().await;
     let addr = gw.addr;
@@ -191,7 +191,7 @@ pub async fn upgrade_request_to(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_upgrades_pass_after_auth_and_frames_flow_both_ways() {
     let upstream = Upstream::start().await;
-    let gw = Gateway::start(&policy(&upstream.url()));
+    let gw = Gateway::in_process(&policy(&upstream.url()));
     let (head, mut tls) = upgrade_request(&gw, Some(READER_KEY)).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     assert!(
@@ -223,7 +223,7 @@ async fn websocket_upgrades_pass_after_auth_and_frames_flow_both_ways() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_refusing_the_upgrade_ends_the_exchange_cleanly() {
-    let gw = Gateway::start(&policy("echo"));
+    let gw = Gateway::in_process(&policy("echo"));
     let (head, _) = upgrade_request(&gw, Some(READER_KEY)).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let reply = gw
@@ -262,7 +262,7 @@ fn h2_request(gw: &Gateway, path: &str) -> http::Request<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_rapid_reset_does_not_starve_other_clients() {
     let upstream = Upstream::start().await;
-    let gw = Gateway::start(&policy(&upstream.url()));
+    let gw = Gateway::in_process(&policy(&upstream.url()));
     let (client, task) = h2_connect(&gw).await;
     let mut client = client;
     let flood_request = h2_request(&gw, "/slow");
@@ -304,7 +304,7 @@ async fn http2_rapid_reset_does_not_starve_other_clients() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_held_connections_do_not_stop_a_new_client() {
-    let gw = Gateway::start(&policy("echo"));
+    let gw = Gateway::in_process(&policy("echo"));
     let mut held = Vec::new();
     for _ in 0..64 {
         held.push(gw.tls_connect().await);
@@ -316,7 +316,7 @@ async fn sixty_four_held_connections_do_not_stop_a_new_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_header_lists_over_the_limit_are_refused() {
-    let gw = Gateway::start_with("  max_header_bytes: 4KiB", &policy("echo"));
+    let gw = Gateway::in_process_with("  max_header_bytes: 4KiB", &policy("echo"));
     let (client, _task) = h2_connect(&gw).await;
     let mut client = client.ready().await.expect("ready");
     let mut req = h2_request(&gw, "/healthz");

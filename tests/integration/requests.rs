@@ -38,7 +38,7 @@ async fn assert_error(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allowed_request_reaches_the_upstream_and_is_logged() {
     let upstream = Upstream::start().await;
-    let gw = Gateway::start(&policy(&upstream.url()));
+    let gw = Gateway::in_process(&policy(&upstream.url()));
     let reply = gw
         .client()
         .get(
@@ -69,7 +69,7 @@ async fn allowed_request_reaches_the_upstream_and_is_logged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_credential_gets_401_with_both_challenges() {
-    let gw = Gateway::start(&policy("echo"));
+    let gw = Gateway::in_process(&policy("echo"));
     let reply = gw.client().get(&gw.url("/orders/7"), &[]).await;
     assert_error(
         &gw,
@@ -88,7 +88,7 @@ async fn no_credential_gets_401_with_both_challenges() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_expired_and_disabled_keys_get_401_invalid_token() {
-    let gw = Gateway::start(&policy("echo"));
+    let gw = Gateway::in_process(&policy("echo"));
     let client = gw.client();
     for (key, reason) in [
         ("agk_not-a-key-at-all", "unknown_key"),
@@ -134,7 +134,7 @@ async fn unknown_expired_and_disabled_keys_get_401_invalid_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bearer_token_without_any_issuer_is_an_invalid_token() {
-    let gw = Gateway::start(&policy("echo"));
+    let gw = Gateway::in_process(&policy("echo"));
     let reply = gw
         .client()
         .get(
@@ -158,7 +158,7 @@ async fn bearer_token_without_any_issuer_is_an_invalid_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_scope_gets_403_naming_all_route_scopes() {
-    let gw = Gateway::start(&policy("echo"));
+    let gw = Gateway::in_process(&policy("echo"));
     let client = gw.client();
     let reply = client
         .get(&gw.url("/admin/users"), &[("x-api-key", READER_KEY)])
@@ -202,7 +202,7 @@ async fn missing_scope_gets_403_naming_all_route_scopes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unmatched_paths_and_methods_get_404() {
-    let gw = Gateway::start(&policy("echo"));
+    let gw = Gateway::in_process(&policy("echo"));
     let client = gw.client();
     // `/orders/**` must not match a sibling that merely shares the prefix.
     for path in ["/ordersx", "/nothing/here"] {
@@ -218,7 +218,7 @@ async fn unmatched_paths_and_methods_get_404() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_credentials_get_400() {
-    let gw = Gateway::start(&policy("echo"));
+    let gw = Gateway::in_process(&policy("echo"));
     let client = gw.client();
     let reply = client
         .get(
@@ -257,7 +257,7 @@ async fn two_credentials_get_400() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headers_over_max_header_bytes_get_431() {
-    let gw = Gateway::start_with("  max_header_bytes: 2KiB", &policy("echo"));
+    let gw = Gateway::in_process_with("  max_header_bytes: 2KiB", &policy("echo"));
     let big = "x".repeat(3000);
     let reply = gw
         .client()
@@ -280,7 +280,7 @@ async fn upstream_refusing_connections_gives_502_and_a_slow_one_504() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let closed_addr = closed.local_addr().expect("addr");
     drop(closed);
-    let gw = Gateway::start(&policy(&format!("http://{closed_addr}")));
+    let gw = Gateway::in_process(&policy(&format!("http://{closed_addr}")));
     let reply = gw.client().get(&gw.url("/healthz"), &[]).await;
     assert_error(
         &gw,
@@ -298,7 +298,7 @@ async fn upstream_refusing_connections_gives_502_and_a_slow_one_504() {
         upstream.url(),
         standard_keys()
     );
-    let gw = Gateway::start(&slow);
+    let gw = Gateway::in_process(&slow);
     let reply = gw.client().get(&gw.url("/slow"), &[]).await;
     assert_error(
         &gw,
