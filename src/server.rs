@@ -122,70 +122,81 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let guard = connections.open();
+        tokio::spawn(serve_connection(
+            tcp,
+            peer,
+            guard,
+            state.clone(),
+            shutdown.clone(),
+        ));
+    }
+}
+
+/// One connection: the TLS handshake (bounded like the headers), then
+/// HTTP/1.1 or HTTP/2 until the peer leaves, it idles past `idle_timeout`,
+/// or the gateway shuts down (gracefully: requests in flight finish).
+async fn serve_connection(
+    tcp: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    guard: ConnGuard,
+    state: Arc<GatewayState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    // Certificates loaded by a reload apply from the next handshake on.
+    let acceptor = TlsAcceptor::from(state.tls.load_full());
+    // Timeouts and size limits of the policy in force when it was accepted.
+    let server = state.snapshot.load().server.clone();
+    // A WebSocket tunnel takes a clone: it stays counted after this task ends.
+    let hold = pipeline::ConnHold(Arc::new(guard));
+    let activity = Activity::new();
+    // A client that never finishes its handshake is a slowloris too.
+    let tls = match tokio::time::timeout(server.header_read_timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    let conn = Arc::new(ConnInfo {
+        peer,
+        tls_version: crate::tls::version_name(tls.get_ref().1.protocol_version()),
+        hold,
+    });
+    let io = TokioIo::new(ActivityIo {
+        inner: tls,
+        activity: activity.clone(),
+    });
+    let service_activity = activity.clone();
+    let service = service_fn(move |req| {
+        let in_flight = InFlight::new(&service_activity);
         let state = state.clone();
-        // Certificates loaded by a reload apply from the next handshake on.
-        let acceptor = TlsAcceptor::from(state.tls.load_full());
-        // Timeouts and size limits of the policy in force when it was accepted.
-        let server = state.snapshot.load().server.clone();
-        let builder = http_builder(&server);
-        let mut shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            // A WebSocket tunnel takes a clone: it stays counted after this task ends.
-            let hold = pipeline::ConnHold(Arc::new(guard));
-            let activity = Activity::new();
-            // A client that never finishes its handshake is a slowloris too.
-            let tls = match tokio::time::timeout(server.header_read_timeout, acceptor.accept(tcp))
-                .await
-            {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
+        let conn = conn.clone();
+        async move { Ok::<_, Infallible>(pipeline::handle(state, conn, Some(in_flight), req).await) }
+    });
+    let builder = http_builder(&server);
+    let connection = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(connection);
+    let idle = idle_expired(activity, server.idle_timeout);
+    tokio::pin!(idle);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
-                Err(_) => return,
-            };
-            let conn = Arc::new(ConnInfo {
-                peer,
-                tls_version: crate::tls::version_name(tls.get_ref().1.protocol_version()),
-                hold,
-            });
-            let io = TokioIo::new(ActivityIo {
-                inner: tls,
-                activity: activity.clone(),
-            });
-            let service_activity = activity.clone();
-            let service = service_fn(move |req| {
-                let in_flight = InFlight::new(&service_activity);
-                let state = state.clone();
-                let conn = conn.clone();
-                async move {
-                    Ok::<_, Infallible>(pipeline::handle(state, conn, Some(in_flight), req).await)
-                }
-            });
-            let connection = builder.serve_connection_with_upgrades(io, service);
-            tokio::pin!(connection);
-            let idle = idle_expired(activity, server.idle_timeout);
-            tokio::pin!(idle);
-            let mut closing = false;
-            loop {
-                tokio::select! {
-                    result = connection.as_mut() => {
-                        if let Err(e) = result {
-                            tracing::debug!(%peer, error = %e, "connection ended with an error");
-                        }
-                        break;
-                    }
-                    _ = &mut idle, if !closing => {
-                        connection.as_mut().graceful_shutdown();
-                        closing = true;
-                    }
-                    _ = shutdown.changed(), if !closing => {
-                        connection.as_mut().graceful_shutdown();
-                        closing = true;
-                    }
-                }
+                break;
             }
-        });
+            _ = &mut idle, if !closing => {
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            _ = shutdown.changed(), if !closing => {
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+            }
+        }
     }
 }
 

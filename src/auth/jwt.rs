@@ -105,6 +105,70 @@ impl Issuer {
     fn stamp(&self) -> Stamp {
         (self.fingerprint, self.keys.current().generation)
     }
+
+    /// The key for `kid` and `alg`. A `kid` this issuer's remote set lacks
+    /// makes it fetch once (rate-limited), for a key just rotated in.
+    async fn key_for(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<Arc<KeySet>, GatewayError> {
+        let mut keys = self.keys.current();
+        if keys.find(kid, alg).is_none() {
+            if let Some(remote) = self.keys.live_remote() {
+                if kid.is_some() && remote.refetch_for_unknown_kid().await {
+                    keys = remote.current();
+                }
+            }
+        }
+        match (keys.find(kid, alg), kid) {
+            (Some(_), _) => Ok(keys),
+            (None, Some(_)) => Err(invalid(
+                Reason::UnknownKid,
+                "The token's key id is not known.",
+            )),
+            (None, None) => Err(invalid(
+                Reason::NoMatchingKey,
+                "No key of the issuer fits the token.",
+            )),
+        }
+    }
+
+    /// The time rules jsonwebtoken leaves to us: an `iat` in the future, and
+    /// `max_lifetime`. Returns `iat`.
+    fn check_times(
+        &self,
+        claims: &Map<String, Value>,
+        now: u64,
+    ) -> Result<Option<u64>, GatewayError> {
+        // jsonwebtoken checks exp and nbf; an iat in the future is ours to refuse.
+        let iat = numeric_date(claims, "iat")?;
+        if iat.is_some_and(|iat| iat > now + self.leeway.as_secs()) {
+            return Err(invalid(
+                Reason::TokenIssuedInFuture,
+                "The token claims to be issued in the future.",
+            ));
+        }
+        if let Some(max) = self.max_lifetime {
+            let exp = numeric_date(claims, "exp")?;
+            match (iat, exp) {
+                (None, _) => {
+                    return Err(invalid(
+                        Reason::MissingClaim,
+                        "The token has no iat, so its lifetime is unknown.",
+                    ))
+                }
+                (Some(iat), Some(exp)) if exp.saturating_sub(iat) <= max.as_secs() => {}
+                _ => {
+                    return Err(invalid(
+                        Reason::TokenLifetimeTooLong,
+                        "The token lives longer than this issuer allows.",
+                    ))
+                }
+            }
+        }
+        Ok(iat)
+    }
 }
 
 /// All issuers, by their exact `iss`.
@@ -263,6 +327,44 @@ fn scopes_of(claims: &Map<String, Value>, claim: &str) -> Result<Vec<Arc<str>>, 
     }
 }
 
+/// A token's header, algorithm and claims, not yet verified.
+type PreRead = (Map<String, Value>, Algorithm, Map<String, Value>);
+
+/// The token's header and claims, read before any key is chosen, with the
+/// refusals that need no key: malformed, `crit`, `alg: none`, unknown `alg`.
+fn pre_read(token: &str) -> Result<PreRead, GatewayError> {
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(claims_b64)) = (parts.next(), parts.next()) else {
+        return Err(malformed());
+    };
+    let header = b64_json(header_b64).ok_or_else(malformed)?;
+    // RFC 7515 §4.1.11: a `crit` we do not understand must be refused; we understand none.
+    if header.contains_key("crit") {
+        return Err(invalid(
+            Reason::CritNotSupported,
+            "The token names critical header parameters.",
+        ));
+    }
+    let alg_name = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or_else(malformed)?;
+    if alg_name.eq_ignore_ascii_case("none") {
+        return Err(invalid(
+            Reason::AlgNone,
+            "Unsigned tokens are never accepted.",
+        ));
+    }
+    let alg: Algorithm = alg_name.parse().map_err(|_| {
+        invalid(
+            Reason::AlgNotAllowed,
+            "The token's algorithm is not allowed.",
+        )
+    })?;
+    let claims = b64_json(claims_b64).ok_or_else(malformed)?;
+    Ok((header, alg, claims))
+}
+
 impl JwtVerifier {
     /// Verifies a JWS bearer token and returns who it speaks for.
     pub async fn verify(
@@ -282,35 +384,7 @@ impl JwtVerifier {
         if let Some(hit) = cache.get(&digest, now, stamp_of) {
             return Ok(hit);
         }
-        let mut parts = token.split('.');
-        let (Some(header_b64), Some(claims_b64)) = (parts.next(), parts.next()) else {
-            return Err(malformed());
-        };
-        let header = b64_json(header_b64).ok_or_else(malformed)?;
-        // RFC 7515 §4.1.11: a `crit` we do not understand must be refused; we understand none.
-        if header.contains_key("crit") {
-            return Err(invalid(
-                Reason::CritNotSupported,
-                "The token names critical header parameters.",
-            ));
-        }
-        let alg_name = header
-            .get("alg")
-            .and_then(Value::as_str)
-            .ok_or_else(malformed)?;
-        if alg_name.eq_ignore_ascii_case("none") {
-            return Err(invalid(
-                Reason::AlgNone,
-                "Unsigned tokens are never accepted.",
-            ));
-        }
-        let alg: Algorithm = alg_name.parse().map_err(|_| {
-            invalid(
-                Reason::AlgNotAllowed,
-                "The token's algorithm is not allowed.",
-            )
-        })?;
-        let claims = b64_json(claims_b64).ok_or_else(malformed)?;
+        let (header, alg, claims) = pre_read(token)?;
         let issuer = claims
             .get("iss")
             .and_then(Value::as_str)
@@ -325,52 +399,15 @@ impl JwtVerifier {
         check_claim_types(&claims)?;
         check_required(&claims, &issuer.required)?;
 
-        let mut keys = issuer.keys.current();
         let kid = header.get("kid").and_then(Value::as_str);
-        if keys.find(kid, alg).is_none() {
-            if let Some(remote) = issuer.keys.live_remote() {
-                if kid.is_some() && remote.refetch_for_unknown_kid().await {
-                    keys = remote.current();
-                }
-            }
-        }
-        let key = keys.find(kid, alg).ok_or_else(|| match kid {
-            Some(_) => invalid(Reason::UnknownKid, "The token's key id is not known."),
-            None => invalid(
-                Reason::NoMatchingKey,
-                "No key of the issuer fits the token.",
-            ),
-        })?;
+        let keys = issuer.key_for(kid, alg).await?;
+        // `key_for` found it in this very set.
+        let key = keys.find(kid, alg).ok_or_else(malformed)?;
         crate::metrics::token_verified(&issuer.issuer);
         jsonwebtoken::decode::<Value>(token, &key.key, validation)
             .map_err(|e| map_error(e.kind()))?;
 
-        // jsonwebtoken checks exp and nbf; an iat in the future is ours to refuse.
-        let iat = numeric_date(&claims, "iat")?;
-        if iat.is_some_and(|iat| iat > now + issuer.leeway.as_secs()) {
-            return Err(invalid(
-                Reason::TokenIssuedInFuture,
-                "The token claims to be issued in the future.",
-            ));
-        }
-        if let Some(max) = issuer.max_lifetime {
-            let exp = numeric_date(&claims, "exp")?;
-            match (iat, exp) {
-                (None, _) => {
-                    return Err(invalid(
-                        Reason::MissingClaim,
-                        "The token has no iat, so its lifetime is unknown.",
-                    ))
-                }
-                (Some(iat), Some(exp)) if exp.saturating_sub(iat) <= max.as_secs() => {}
-                _ => {
-                    return Err(invalid(
-                        Reason::TokenLifetimeTooLong,
-                        "The token lives longer than this issuer allows.",
-                    ))
-                }
-            }
-        }
+        let iat = issuer.check_times(&claims, now)?;
         let subject = claims
             .get(&issuer.subject_claim)
             .and_then(Value::as_str)

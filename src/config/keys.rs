@@ -7,6 +7,7 @@ use crate::auth::api_key::{parse_digest, ApiKeyEntry, ApiKeyIndex};
 use crate::auth::{IdentityHeaders, IdentityParts, Kind};
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 pub(super) fn identity(f: file::IdentityFile, diag: &mut Diagnostics) -> Option<IdentityHeaders> {
     let mut one = |value: Option<String>, default: &str, field: &str| {
@@ -71,30 +72,12 @@ pub(super) fn api_keys(
                 continue;
             }
         };
-        let expires = match k.expires.as_deref().map(humantime::parse_rfc3339) {
-            None => None,
-            Some(Ok(t)) => Some(t),
-            Some(Err(_)) => {
-                diag.error(
-                    &at("expires"),
-                    "`expires` must be an RFC 3339 UTC time such as 2027-01-31T00:00:00Z",
-                );
-                None
-            }
-        };
-        if let Some(t) = expires {
-            expiry_warning(&k.id, t, &at("expires"), diag);
-        }
+        let expires = expires(&k, &at("expires"), diag);
         check_scopes(&k.scopes, &at("scopes"), diag);
         let subject = k.subject.as_deref().unwrap_or(&k.id);
         // Both go upstream as header values and into the log.
         for (field, value) in [("id", k.id.as_str()), ("subject", subject)] {
-            if !value.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
-                diag.error(
-                    &at(field),
-                    format!("`{value}` must be printable ASCII: it is sent upstream in a header"),
-                );
-            }
+            printable(value, &at(field), diag);
         }
         let identity = IdentityParts {
             method: Kind::ApiKey,
@@ -122,6 +105,35 @@ pub(super) fn api_keys(
         }
     }
     index
+}
+
+/// A key's `expires`, with the rotation warnings `check` prints.
+fn expires(k: &file::ApiKeyFile, path: &str, diag: &mut Diagnostics) -> Option<SystemTime> {
+    let expires = match k.expires.as_deref().map(humantime::parse_rfc3339) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(_)) => {
+            diag.error(
+                path,
+                "`expires` must be an RFC 3339 UTC time such as 2027-01-31T00:00:00Z",
+            );
+            None
+        }
+    };
+    if let Some(t) = expires {
+        expiry_warning(&k.id, t, path, diag);
+    }
+    expires
+}
+
+/// Values sent upstream in a header must be printable ASCII.
+fn printable(value: &str, path: &str, diag: &mut Diagnostics) {
+    if !value.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        diag.error(
+            path,
+            format!("`{value}` must be printable ASCII: it is sent upstream in a header"),
+        );
+    }
 }
 
 /// Keys already expired, or expiring within this, are named by `check`.

@@ -32,23 +32,10 @@ pub(super) fn routes(
         if let Some(first) = names.insert(name.clone(), i) {
             diag.error(&at("name"), format!("route name `{name}` is already used by route {first}; names must be unique (they label logs and metrics)"));
         }
-        let methods = r.methods.as_ref().map(|ms| {
-            ms.iter()
-                .enumerate()
-                .filter_map(
-                    |(j, m)| match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
-                        Ok(m) => Some(m),
-                        Err(_) => {
-                            diag.error(
-                                &format!("{}[{j}]", at("methods")),
-                                format!("`{m}` is not an HTTP method"),
-                            );
-                            None
-                        }
-                    },
-                )
-                .collect::<Vec<_>>()
-        });
+        let methods = r
+            .methods
+            .as_ref()
+            .map(|ms| methods(ms, &at("methods"), diag));
         if let Some(limit) = &r.rate_limit {
             if !limits.named.contains_key(limit) {
                 diag.error(
@@ -79,6 +66,33 @@ pub(super) fn routes(
             websocket: r.websocket,
         });
     }
+    table_warnings(&table, diag);
+    table
+}
+
+/// A route's `methods`, upper-cased.
+fn methods(written: &[String], path: &str, diag: &mut Diagnostics) -> Vec<Method> {
+    written
+        .iter()
+        .enumerate()
+        .filter_map(
+            |(j, m)| match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+                Ok(m) => Some(m),
+                Err(_) => {
+                    diag.error(
+                        &format!("{path}[{j}]"),
+                        format!("`{m}` is not an HTTP method"),
+                    );
+                    None
+                }
+            },
+        )
+        .collect()
+}
+
+/// What only the whole table shows: no route at all, routes that can never
+/// match, and requests that fall past a method-restricted route.
+fn table_warnings(table: &RouteTable, diag: &mut Diagnostics) {
     if table.routes.is_empty() && diag.errors.is_empty() {
         diag.error(
             "",
@@ -104,7 +118,6 @@ pub(super) fn routes(
             ),
         );
     }
-    table
 }
 
 fn route_auth(

@@ -108,6 +108,47 @@ fn issuer(
         );
         return None;
     }
+    let algorithms = algorithms(&f, at, diag);
+    let require = required_claims(&f, at, diag);
+    let keys = issuer_keys(&f, at, diag, resolve, env);
+    let leeway = f.leeway.map_or(DEFAULT_LEEWAY, |d| d.0);
+    if diag.error_count() > errors_before {
+        return None;
+    }
+    let enforced: Vec<&'static str> = crate::auth::jwt::REQUIRABLE_CLAIMS
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|name| require.iter().any(|r| r == name))
+        .collect();
+    let validations = validations(&f, &algorithms, &require, leeway);
+    let keys = keys?;
+    let static_digest = match &keys {
+        IssuerKeys::Static(set) => set.digest,
+        IssuerKeys::Remote(_) => [0; 32],
+    };
+    let fingerprint = crate::secret::sha256(&[written.as_bytes(), &static_digest].concat());
+    Some(Issuer {
+        issuer: f.issuer.as_str().into(),
+        fingerprint: u64::from_le_bytes(fingerprint[..8].try_into().unwrap_or_default()),
+        keys,
+        validations,
+        leeway,
+        scope_claim: f.scope_claim.unwrap_or_else(|| "scope".into()),
+        subject_claim: f.subject_claim.unwrap_or_else(|| "sub".into()),
+        rate_limit: f.rate_limit.as_deref().map(Arc::from),
+        required: enforced,
+        max_lifetime: f.max_lifetime.map(|d| d.0),
+    })
+}
+
+/// The allowed algorithms. An HS algorithm beside public keys is refused:
+/// a token signed with the public key as HMAC secret would pass
+/// (algorithm confusion).
+fn algorithms(
+    f: &IssuerFile,
+    at: &dyn Fn(&str) -> String,
+    diag: &mut Diagnostics,
+) -> Vec<Algorithm> {
     let symmetric = f.hs_secret_env.is_some();
     let mut algorithms = Vec::new();
     if f.algorithms.is_empty() {
@@ -120,8 +161,6 @@ fn issuer(
         let path = format!("{}[{j}]", at("algorithms"));
         match name.parse::<Algorithm>() {
             Err(_) => diag.error(&path, format!("`{name}` is not an algorithm authgate accepts (HS256/384/512, RS256/384/512, PS256/384/512, ES256/384, EdDSA); `none` is never allowed")),
-            // Algorithm confusion: an HS algorithm next to public keys would let
-            // a token signed with the public key as HMAC secret through.
             Ok(alg) if (alg.family() == AlgorithmFamily::Hmac) != symmetric => diag.error(
                 &path,
                 if symmetric {
@@ -133,6 +172,15 @@ fn issuer(
             Ok(alg) => algorithms.push(alg),
         }
     }
+    algorithms
+}
+
+/// `require_claims` as written (default `[exp]`), each one checked.
+fn required_claims(
+    f: &IssuerFile,
+    at: &dyn Fn(&str) -> String,
+    diag: &mut Diagnostics,
+) -> Vec<String> {
     let require = f
         .require_claims
         .clone()
@@ -148,7 +196,19 @@ fn issuer(
             );
         }
     }
-    let ca = f.ca.map(resolve);
+    require
+}
+
+/// The issuer's keys: an HS secret or a JWKS file read now, or a reference
+/// to a remote set that the gateway's registry fetches.
+fn issuer_keys(
+    f: &IssuerFile,
+    at: &dyn Fn(&str) -> String,
+    diag: &mut Diagnostics,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<IssuerKeys> {
+    let ca = f.ca.clone().map(resolve);
     let refresh = f.jwks_refresh.map_or(DEFAULT_JWKS_REFRESH, |d| d.0);
     let remote = |source: RemoteSource, diag: &mut Diagnostics| -> Option<IssuerKeys> {
         // Read now so `check` names a bad file; the client is built at load.
@@ -164,7 +224,7 @@ fn issuer(
         };
         Some(IssuerKeys::Remote(Arc::new(RemoteRef::new(spec, refresh))))
     };
-    let keys = if let Some(var) = &f.hs_secret_env {
+    if let Some(var) = &f.hs_secret_env {
         secret_from_env(var, &at("hs_secret_env"), MIN_HS_SECRET_BYTES, env, diag)
             .map(|s| IssuerKeys::Static(Arc::new(KeySet::hmac(s.expose().as_bytes()))))
     } else if let Some(file) = &f.jwks_file {
@@ -189,20 +249,20 @@ fn issuer(
             .and_then(|u| remote(RemoteSource::Discovery(u), diag))
     } else {
         None
-    };
-    let leeway = f.leeway.map_or(DEFAULT_LEEWAY, |d| d.0);
-    if diag.error_count() > errors_before {
-        return None;
     }
-    let enforced: Vec<&'static str> = crate::auth::jwt::REQUIRABLE_CLAIMS
-        .iter()
-        .map(|(name, _)| *name)
-        .filter(|name| require.iter().any(|r| r == name))
-        .collect();
+}
+
+/// One prepared `Validation` per allowed algorithm.
+fn validations(
+    f: &IssuerFile,
+    algorithms: &[Algorithm],
+    require: &[String],
+    leeway: Duration,
+) -> Vec<(Algorithm, Validation)> {
     let mut required: Vec<&str> = require.iter().map(String::as_str).collect();
     // Requiring `aud` makes a wrongly typed `aud` fail instead of being skipped.
     required.push("aud");
-    let validations = algorithms
+    algorithms
         .iter()
         .map(|alg| {
             let mut v = Validation::new(*alg);
@@ -215,25 +275,7 @@ fn issuer(
             v.set_required_spec_claims(&required);
             (*alg, v)
         })
-        .collect();
-    let keys = keys?;
-    let static_digest = match &keys {
-        IssuerKeys::Static(set) => set.digest,
-        IssuerKeys::Remote(_) => [0; 32],
-    };
-    let fingerprint = crate::secret::sha256(&[written.as_bytes(), &static_digest].concat());
-    Some(Issuer {
-        issuer: f.issuer.as_str().into(),
-        fingerprint: u64::from_le_bytes(fingerprint[..8].try_into().unwrap_or_default()),
-        keys,
-        validations,
-        leeway,
-        scope_claim: f.scope_claim.unwrap_or_else(|| "scope".into()),
-        subject_claim: f.subject_claim.unwrap_or_else(|| "sub".into()),
-        rate_limit: f.rate_limit.as_deref().map(Arc::from),
-        required: enforced,
-        max_lifetime: f.max_lifetime.map(|d| d.0),
-    })
+        .collect()
 }
 
 pub(super) fn introspection(

@@ -138,6 +138,19 @@ async fn admit(
         .await?;
     record.subject = Some(identity.subject.clone());
     record.key_id.clone_from(&identity.key_id);
+    check_caller(ctx, route, &identity, credential.scheme()).await?;
+    Ok(identity)
+}
+
+/// Steps 5–7 for an authenticated caller: revocation, the route's scopes,
+/// the caller's rate limit.
+async fn check_caller(
+    ctx: &mut RequestCtx<'_>,
+    route: &Route,
+    identity: &Identity,
+    scheme: Scheme,
+) -> Result<(), GatewayError> {
+    let (snapshot, state) = (ctx.snapshot, ctx.state);
     // 5. Revocation.
     if let Some(facts) = &identity.token {
         let iss = identity.issuer.as_deref().unwrap_or("");
@@ -155,7 +168,7 @@ async fn admit(
     // 6. Authorize.
     if !route.scopes.iter().all(|s| identity.scopes.contains(s)) {
         return Err(GatewayError::InsufficientScope {
-            scheme: credential.scheme(),
+            scheme,
             reason: Reason::MissingScope,
             scopes: route.scopes_joined.clone(),
         });
@@ -173,7 +186,7 @@ async fn admit(
             });
         }
     }
-    Ok(identity)
+    Ok(())
 }
 
 /// The methods of RFC 9110 §9 and RFC 5789.
