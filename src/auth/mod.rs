@@ -1,10 +1,12 @@
 //! Turning one credential into an `Identity` (docs/requests.md step 4).
 
 pub mod api_key;
+mod claims;
 pub mod fetch;
 pub mod identity;
 pub mod introspection;
 pub mod jwks;
+pub mod jwks_registry;
 pub mod jwt;
 pub mod token_cache;
 
@@ -173,7 +175,7 @@ pub struct AuthServices {
     /// HTTP clients for JWKS, discovery and introspection, by CA.
     pub clients: fetch::FetchClients,
     /// Remote key sets, by issuer, source and CA.
-    pub jwks: jwks::JwksRegistry,
+    pub jwks: jwks_registry::JwksRegistry,
     /// Verified JWTs and introspection answers; entries outlive reloads
     /// that leave what made them as it was.
     pub token_cache: token_cache::TokenCache,
