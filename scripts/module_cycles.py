@@ -57,8 +57,10 @@ edges = {m: set() for m in files}
 for mod, path in files.items():
     text = without_tests_and_comments(open(path, encoding="utf-8").read())
     children = set(re.findall(r"\bmod\s+(\w+)\s*;", text))
-    for m in re.finditer(r"(?<![\w:])(crate|super|self|\w+)((?:::\w+)+)(::\{[^}]*\})?", text):
+    for m in re.finditer(r"(?<![\w:])(crate|super|self|\w+)((?:::\w+)*)(::\{[^}]*\})?", text):
         head, rest, group = m.group(1), [s for s in m.group(2).split("::") if s], m.group(3)
+        if not rest and not group:
+            continue
         if head == "crate":
             base = []
         elif head == "super":
