@@ -49,7 +49,45 @@ pub struct RequestRecord {
     pub decision: Decision,
     pub reason: Option<crate::reason::Reason>,
     pub user_agent: Option<String>,
-    pub tls_version: &'static str,
+    /// `None` on the plain-HTTP forward-auth listener.
+    pub tls_version: Option<&'static str>,
+    /// Which listener answered: `main` or `forward_auth`.
+    pub listener: &'static str,
+}
+
+impl RequestRecord {
+    /// The record of a request just read, before any stage has run.
+    pub fn start(
+        request_id: String,
+        client_ip: IpAddr,
+        head: &http::request::Parts,
+        tls_version: Option<&'static str>,
+        listener: &'static str,
+    ) -> Box<RequestRecord> {
+        Box::new(RequestRecord {
+            started: Instant::now(),
+            request_id,
+            client_ip,
+            method: head.method.clone(),
+            version: head.version,
+            path: head.uri.path().to_string(),
+            status: 0,
+            bytes_out: 0,
+            upstream_ms: None,
+            route: None,
+            auth_method: None,
+            subject: None,
+            key_id: None,
+            decision: Decision::Allowed,
+            reason: None,
+            user_agent: head
+                .headers
+                .get(http::header::USER_AGENT)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            tls_version,
+            listener,
+        })
+    }
 }
 
 #[derive(Serialize)]
@@ -70,7 +108,8 @@ struct JsonLine<'a> {
     decision: &'a str,
     reason: Option<&'a str>,
     user_agent: Option<&'a str>,
-    tls_version: &'a str,
+    tls_version: Option<&'a str>,
+    listener: &'a str,
 }
 
 fn round_ms(d: std::time::Duration) -> f64 {
@@ -97,6 +136,7 @@ impl RequestRecord {
             reason: self.reason.map(crate::reason::Reason::as_str),
             user_agent: self.user_agent.as_deref(),
             tls_version: self.tls_version,
+            listener: self.listener,
         };
         serde_json::to_string(&line).unwrap_or_default()
     }
@@ -305,7 +345,8 @@ mod tests {
             decision: Decision::Allowed,
             reason: None,
             user_agent: Some("curl/8".into()),
-            tls_version: "TLSv1.3",
+            tls_version: Some("TLSv1.3"),
+            listener: "main",
         }
     }
 
@@ -331,6 +372,7 @@ mod tests {
             "reason",
             "user_agent",
             "tls_version",
+            "listener",
         ] {
             assert!(v.get(field).is_some(), "missing {field}");
         }

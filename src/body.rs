@@ -163,6 +163,7 @@ impl ResponseBody {
             record.bytes_out = self.bytes_out;
             crate::metrics::observe_request(&crate::metrics::FinishedRequest {
                 route: &record.route,
+                listener: record.listener,
                 status: record.status,
                 decision: record.decision,
                 reason: record.reason,

@@ -54,6 +54,8 @@ pub enum GatewayError {
         scopes: std::sync::Arc<str>,
     },
     NotFound,
+    /// A forward-auth check from a peer outside `forward_auth.trusted`.
+    UntrustedPeer,
     PayloadTooLarge,
     /// The request body paused longer than `server.body_timeout` (slow POST).
     RequestTimeout,
@@ -118,6 +120,7 @@ impl GatewayError {
             GatewayError::InvalidCredential { .. } => StatusCode::UNAUTHORIZED,
             GatewayError::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             GatewayError::NotFound => StatusCode::NOT_FOUND,
+            GatewayError::UntrustedPeer => StatusCode::FORBIDDEN,
             GatewayError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -135,6 +138,7 @@ impl GatewayError {
             GatewayError::InvalidCredential { .. } => "invalid_token",
             GatewayError::InsufficientScope { .. } => "insufficient_scope",
             GatewayError::NotFound => "not_found",
+            GatewayError::UntrustedPeer => "forbidden",
             GatewayError::PayloadTooLarge => "payload_too_large",
             GatewayError::RequestTimeout => "request_timeout",
             GatewayError::RateLimited { .. } => "rate_limited",
@@ -151,6 +155,7 @@ impl GatewayError {
             GatewayError::InvalidCredential { .. } => Decision::InvalidToken,
             GatewayError::InsufficientScope { .. } => Decision::Forbidden,
             GatewayError::NotFound => Decision::NotFound,
+            GatewayError::UntrustedPeer => Decision::Forbidden,
             GatewayError::PayloadTooLarge => Decision::BadRequest,
             GatewayError::RequestTimeout => Decision::BadRequest,
             GatewayError::RateLimited { .. } => Decision::RateLimited,
@@ -168,6 +173,7 @@ impl GatewayError {
             GatewayError::InvalidCredential { reason, .. } => *reason,
             GatewayError::InsufficientScope { reason, .. } => *reason,
             GatewayError::NotFound => Reason::NoRoute,
+            GatewayError::UntrustedPeer => Reason::UntrustedPeer,
             GatewayError::PayloadTooLarge => Reason::BodyTooLarge,
             GatewayError::RequestTimeout => Reason::BodyTimeout,
             GatewayError::RateLimited { .. } => Reason::RateLimited,
@@ -190,6 +196,7 @@ impl GatewayError {
                 _ => "The credential lacks a scope this route requires.",
             },
             GatewayError::NotFound => "No route matches this request.",
+            GatewayError::UntrustedPeer => "This listener answers only trusted front proxies.",
             GatewayError::PayloadTooLarge => "The request body is larger than allowed.",
             GatewayError::RequestTimeout => "The request body stalled.",
             GatewayError::RateLimited { .. } => "Too many requests; retry later.",
@@ -243,6 +250,7 @@ impl GatewayError {
             GatewayError::BadRequest { .. }
             | GatewayError::HeadersTooLarge
             | GatewayError::NotFound
+            | GatewayError::UntrustedPeer
             | GatewayError::PayloadTooLarge
             | GatewayError::RequestTimeout
             | GatewayError::BadGateway { .. }

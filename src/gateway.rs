@@ -6,8 +6,8 @@
 
 use crate::pipeline::GatewayState;
 use crate::{
-    access_log, admin, auth, clock, config, forward, pipeline, ratelimit, redis_backend, reload,
-    revocation, server, snapshot, tls,
+    access_log, admin, auth, clock, config, forward, forward_auth, pipeline, ratelimit,
+    redis_backend, reload, revocation, server, snapshot, tls,
 };
 use arc_swap::ArcSwap;
 use std::path::PathBuf;
@@ -42,6 +42,8 @@ pub enum StartError {
 pub struct Listeners {
     pub main: TcpListener,
     pub admin: Option<TcpListener>,
+    /// With a `forward_auth` section: the decision listener.
+    pub forward_auth: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -57,7 +59,15 @@ impl Listeners {
             Some(settings) => Some(bind(settings.listen).await?),
             None => None,
         };
-        Ok(Listeners { main, admin })
+        let forward_auth = match &policy.forward_auth {
+            Some(settings) => Some(bind(settings.listen).await?),
+            None => None,
+        };
+        Ok(Listeners {
+            main,
+            admin,
+            forward_auth,
+        })
     }
 }
 
@@ -137,7 +147,13 @@ pub async fn serve(
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(admin_addr = %addr, "admin listening");
         }
-        tokio::spawn(admin::serve(listener, state.clone(), stop_rx));
+        tokio::spawn(admin::serve(listener, state.clone(), stop_rx.clone()));
+    }
+    if let Some(listener) = listeners.forward_auth {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(forward_auth_addr = %addr, "forward-auth listening");
+        }
+        tokio::spawn(forward_auth::serve(listener, state.clone(), stop_rx));
     }
     spawn_housekeeping(state.clone());
     tracing::info!(addr = %local, "listening");

@@ -14,6 +14,7 @@ pub mod config;
 pub mod echo;
 pub mod error;
 pub mod forward;
+pub mod forward_auth;
 pub mod gateway;
 pub mod metrics;
 pub mod pipeline;

@@ -16,6 +16,8 @@ pub struct RequestLabels {
     pub route: Option<std::sync::Arc<str>>,
     pub status: u16,
     pub decision: &'static str,
+    /// `main` or `forward_auth`.
+    pub listener: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -130,6 +132,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
 /// says the same and more; metrics sit below it and do not know it).
 pub struct FinishedRequest<'a> {
     pub route: &'a Option<std::sync::Arc<str>>,
+    pub listener: &'static str,
     pub status: u16,
     pub decision: Decision,
     pub reason: Option<crate::reason::Reason>,
@@ -145,6 +148,7 @@ pub fn observe_request(done: &FinishedRequest<'_>) {
             route: done.route.clone(),
             status: done.status,
             decision: done.decision.as_str(),
+            listener: done.listener,
         })
         .inc();
     m.request_seconds.observe(done.duration_secs);

@@ -37,6 +37,8 @@ reasons! {
     ConnectNotAllowed => "connect_not_allowed",
     MethodCase => "method_case",
     MultipleCredentials => "multiple_credentials",
+    AmbiguousOriginalRequest => "ambiguous_original_request",
+    MissingOriginalRequest => "missing_original_request",
     HeadersTooLarge => "headers_too_large",
     BodyTooLarge => "body_too_large",
     BodyTimeout => "body_timeout",
@@ -73,6 +75,7 @@ reasons! {
     MissingScope => "missing_scope",
     CredentialKindNotAccepted => "credential_kind_not_accepted",
     NoRoute => "no_route",
+    UntrustedPeer => "untrusted_peer",
     // 429.
     RateLimited => "rate_limited",
     // 502 and 504: the upstream.

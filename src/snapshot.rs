@@ -32,11 +32,27 @@ pub struct Snapshot {
     pub routes: RouteTable,
     pub access_log: AccessLogSettings,
     pub admin: Option<AdminSettings>,
+    /// The decision listener for a front proxy (docs/forward-auth.md).
+    pub forward_auth: Option<ForwardAuthSettings>,
     pub limits: crate::ratelimit::LimitPolicy,
     /// Set when `rate_limits.backend: redis`.
     pub redis_url: Option<crate::secret::Secret<String>>,
     /// `revocation.max_entries`.
     pub revocation_max_entries: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardAuthSettings {
+    pub listen: SocketAddr,
+    /// Peers whose `X-Forwarded-*` / `X-Original-*` headers are believed.
+    pub trusted: Vec<IpNet>,
+}
+
+impl ForwardAuthSettings {
+    pub fn is_trusted(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.trusted.iter().any(|net| net.contains(&peer))
+    }
 }
 
 #[derive(Debug)]

@@ -197,6 +197,21 @@ pub struct IdentityHeaders {
     pub claims: Vec<(String, HeaderName)>,
 }
 
+impl IdentityHeaders {
+    /// Every name, the claim headers included.
+    pub fn all(&self) -> impl Iterator<Item = &HeaderName> {
+        [
+            &self.subject,
+            &self.method,
+            &self.scopes,
+            &self.key_id,
+            &self.issuer,
+        ]
+        .into_iter()
+        .chain(self.claims.iter().map(|(_, h)| h))
+    }
+}
+
 impl Default for IdentityHeaders {
     /// The docs/policy.md names.
     fn default() -> Self {

@@ -41,6 +41,8 @@ pub(super) fn compile(
     let token_cache_entries = file.server.token_cache_entries;
     let server = super::server::server(file.server, diag, &resolve);
     let upstream = super::server::upstream(file.upstream, diag, &resolve);
+    let forward_auth =
+        super::operations::forward_auth(file.forward_auth, server.as_ref(), admin.as_ref(), diag);
     // On error the defaults stand in, so the rest of the file is still checked.
     let identity = super::keys::identity(file.identity, diag).unwrap_or_default();
     // A section that is present configures its kind even when empty: a
@@ -71,6 +73,7 @@ pub(super) fn compile(
         routes,
         access_log: access_log?,
         admin,
+        forward_auth,
         limits,
         redis_url,
         revocation_max_entries,

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 pub struct FileConfig {
     pub server: ServerFile,
     pub admin: Option<AdminFile>,
+    pub forward_auth: Option<ForwardAuthFile>,
     pub upstream: Option<UpstreamFile>,
     pub identity: IdentityFile,
     /// Present (even empty) = the kind is configured.
@@ -22,6 +23,14 @@ pub struct FileConfig {
     pub revocation: Option<RevocationFile>,
     pub routes: Vec<RouteFile>,
     pub access_log: AccessLogFile,
+}
+
+/// `forward_auth`: the decision listener for a front proxy.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForwardAuthFile {
+    pub listen: Option<String>,
+    pub trusted: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,7 +7,7 @@ use super::values::parse_addr;
 use crate::auth::api_key::ApiKeyIndex;
 use crate::ratelimit::{LimitPolicy, LimitSpec};
 use crate::secret::Secret;
-use crate::snapshot::AdminSettings;
+use crate::snapshot::{AdminSettings, ForwardAuthSettings};
 
 pub(super) fn unknown_limit(name: &str, limits: &LimitPolicy) -> String {
     let mut known: Vec<&str> = limits.named.keys().map(String::as_str).collect();
@@ -142,4 +142,39 @@ pub(super) fn admin(
         }
     };
     Some(AdminSettings { listen, token })
+}
+
+pub const DEFAULT_FORWARD_AUTH_LISTEN: &str = "127.0.0.1:9091";
+
+/// `forward_auth`. Its port may be neither the main nor the admin one, and
+/// only `trusted` peers (default loopback) are heard.
+pub(super) fn forward_auth(
+    f: Option<file::ForwardAuthFile>,
+    server: Option<&crate::snapshot::ServerSettings>,
+    admin: Option<&AdminSettings>,
+    diag: &mut Diagnostics,
+) -> Option<ForwardAuthSettings> {
+    let f = f?;
+    let listen = parse_addr(
+        f.listen.as_deref().unwrap_or(DEFAULT_FORWARD_AUTH_LISTEN),
+        "forward_auth.listen",
+        diag,
+    )?;
+    let clash = |other: std::net::SocketAddr| other.port() == listen.port() && other.port() != 0;
+    if server.is_some_and(|s| clash(s.listen)) {
+        diag.error("forward_auth.listen", format!("`{listen}` is the port of `server.listen`; the decision listener needs a port of its own (e.g. 127.0.0.1:9091)"));
+    } else if admin.is_some_and(|a| clash(a.listen)) {
+        diag.error("forward_auth.listen", format!("`{listen}` is the port of `admin.listen`; the decision listener needs a port of its own (e.g. 127.0.0.1:9091)"));
+    }
+    if !listen.ip().is_loopback() {
+        diag.warning("forward_auth.listen", format!("the decision listener {listen} is not on loopback: it is plain HTTP and must be reachable only by the front proxy; firewall the port and list the proxy in `trusted`"));
+    }
+    let trusted = match &f.trusted {
+        Some(list) => super::values::cidrs(list, "forward_auth.trusted", diag),
+        None => ["127.0.0.0/8", "::1/128"]
+            .iter()
+            .filter_map(|c| c.parse().ok())
+            .collect(),
+    };
+    Some(ForwardAuthSettings { listen, trusted })
 }

@@ -105,8 +105,8 @@ pub fn add_identity(headers: &mut HeaderMap, id: &Identity) {
 
 /// The address of the real client: the peer, or, when the peer is a trusted
 /// proxy, the right-most `X-Forwarded-For` entry that is not one (docs/requests.md step 7).
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, server: &ServerSettings) -> IpAddr {
-    if !server.is_trusted_proxy(peer) {
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: impl Fn(IpAddr) -> bool) -> IpAddr {
+    if !trusted(peer) {
         return peer;
     }
     let mut candidate = peer;
@@ -121,7 +121,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, server: &ServerSettings) -> 
             break;
         };
         candidate = ip;
-        if !server.is_trusted_proxy(ip) {
+        if !trusted(ip) {
             break;
         }
     }
@@ -174,6 +174,23 @@ pub fn valid_request_id(value: &HeaderValue) -> Option<&str> {
     } else {
         None
     }
+}
+
+/// Header bytes as they would stand on the wire (`name: value\r\n`).
+pub fn header_bytes(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum()
+}
+
+/// The request's id: the caller's, if valid, else a fresh one.
+pub fn request_id(headers: &HeaderMap, ids: &RequestIds) -> String {
+    headers
+        .get(&X_REQUEST_ID)
+        .and_then(valid_request_id)
+        .map(str::to_string)
+        .unwrap_or_else(|| ids.next())
 }
 
 /// Request ids: a random per-process prefix and a counter, unique without a
@@ -283,7 +300,8 @@ mod tests {
             h.get(&X_FORWARDED_FOR).map(|v| v.as_bytes()),
             Some(&b"10.0.0.5"[..])
         );
-        assert_eq!(client_ip(peer, &h, &server(&[])), peer);
+        let none = server(&[]);
+        assert_eq!(client_ip(peer, &h, |ip| none.is_trusted_proxy(ip)), peer);
 
         let mut h = HeaderMap::new();
         h.insert(
@@ -292,7 +310,7 @@ mod tests {
         );
         let trusted = server(&["10.0.0.0/8"]);
         assert_eq!(
-            client_ip(peer, &h, &trusted),
+            client_ip(peer, &h, |ip| trusted.is_trusted_proxy(ip)),
             "198.51.100.7".parse::<IpAddr>().expect("ip")
         );
         add_forwarded(&mut h, peer, None, &trusted);

@@ -2,6 +2,7 @@
 //! Only `handle` turns an error into a response, and the access log is
 //! written exactly once, by the response body, whatever happened.
 
+pub mod check;
 pub mod decide;
 pub mod headers;
 pub mod normalize;
@@ -12,12 +13,12 @@ pub use crate::state::GatewayState;
 use crate::access_log::RequestRecord;
 use crate::auth::Identity;
 use crate::body::{LimitedBody, Payload, ResponseBody};
-use crate::error::{Decision, GatewayError, Reason};
+use crate::error::{GatewayError, Reason};
 use crate::forward::{self, UpstreamTarget};
 use crate::snapshot::Snapshot;
 use decide::RequestCtx;
 use headers::X_REQUEST_ID;
-use http::header::{HeaderValue, CONTENT_LENGTH, HOST, USER_AGENT};
+use http::header::{HeaderValue, CONTENT_LENGTH, HOST};
 use http::{Request, Response, Version};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
@@ -53,34 +54,14 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let snapshot = state.snapshot.load_full();
-    let request_id = req
-        .headers()
-        .get(&X_REQUEST_ID)
-        .and_then(headers::valid_request_id)
-        .map(str::to_string)
-        .unwrap_or_else(|| state.request_ids.next());
-    let mut record = Box::new(RequestRecord {
-        started: Instant::now(),
-        request_id,
-        client_ip: headers::client_ip(conn.peer.ip(), req.headers(), &snapshot.server),
-        method: req.method().clone(),
-        version: req.version(),
-        path: req.uri().path().to_string(),
-        status: 0,
-        bytes_out: 0,
-        upstream_ms: None,
-        route: None,
-        auth_method: None,
-        subject: None,
-        key_id: None,
-        decision: Decision::Allowed,
-        reason: None,
-        user_agent: req
-            .headers()
-            .get(USER_AGENT)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
-        tls_version: conn.tls_version,
+    let (head, body) = req.into_parts();
+    let request_id = headers::request_id(&head.headers, &state.request_ids);
+    let client_ip = headers::client_ip(conn.peer.ip(), &head.headers, |ip| {
+        snapshot.server.is_trusted_proxy(ip)
     });
+    let mut record =
+        RequestRecord::start(request_id, client_ip, &head, Some(conn.tls_version), "main");
+    let req = Request::from_parts(head, body);
     let mut ctx = RequestCtx {
         snapshot: &snapshot,
         state: &state,
@@ -112,14 +93,6 @@ pub async fn handle(
     response.map(|()| body)
 }
 
-/// Header bytes as they would stand on the wire (`name: value\r\n`).
-fn header_bytes(headers: &http::HeaderMap) -> usize {
-    headers
-        .iter()
-        .map(|(n, v)| n.as_str().len() + v.len() + 4)
-        .sum()
-}
-
 async fn run(
     ctx: &mut RequestCtx<'_>,
     conn: &ConnInfo,
@@ -128,7 +101,7 @@ async fn run(
 ) -> Result<(http::response::Parts, Payload), GatewayError> {
     let snapshot = ctx.snapshot;
     // hyper enforces the limit on HTTP/1 buffers in coarse steps; this is the exact check.
-    if header_bytes(req.headers()) > snapshot.server.max_header_bytes {
+    if headers::header_bytes(req.headers()) > snapshot.server.max_header_bytes {
         return Err(GatewayError::HeadersTooLarge);
     }
     let (mut parts, body) = req.into_parts();

@@ -72,6 +72,10 @@ fn settings_needing_restart(old: &Snapshot, new: &Snapshot) -> Vec<&'static str>
         new.admin.as_ref().map(|a| a.listen) != old.admin.as_ref().map(|a| a.listen),
     );
     differs(
+        "forward_auth.listen",
+        new.forward_auth.as_ref().map(|f| f.listen) != old.forward_auth.as_ref().map(|f| f.listen),
+    );
+    differs(
         "rate_limits.backend",
         new.redis_url.is_some() != old.redis_url.is_some(),
     );

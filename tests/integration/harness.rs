@@ -227,6 +227,8 @@ async fn record(
 pub struct Gateway {
     pub addr: SocketAddr,
     pub admin: Option<SocketAddr>,
+    /// The forward-auth listener, with a `forward_auth` section.
+    pub forward_auth: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     running: Running,
     stdout: Arc<Mutex<Vec<String>>>,
@@ -263,6 +265,8 @@ fn capture(
             if let Some(tx) = &ready {
                 if let Some(addr) = line.split("admin_addr=").nth(1) {
                     let _ = tx.send(("admin", addr.trim().to_string()));
+                } else if let Some(addr) = line.split("forward_auth_addr=").nth(1) {
+                    let _ = tx.send(("forward_auth", addr.trim().to_string()));
                 } else if let Some(addr) = line.split("listening addr=").nth(1) {
                     let _ = tx.send(("main", addr.trim().to_string()));
                 }
@@ -315,9 +319,13 @@ impl Gateway {
             Some(tx),
         );
         let mut admin = None;
+        let mut forward_auth = None;
         let addr = loop {
             match rx.recv_timeout(Duration::from_secs(30)) {
                 Ok(("admin", a)) => admin = Some(a.parse().expect("admin address")),
+                Ok(("forward_auth", a)) => {
+                    forward_auth = Some(a.parse().expect("forward-auth address"))
+                }
                 Ok((_, a)) => break a.parse().expect("listen address"),
                 Err(_) => {
                     let _ = child.kill();
@@ -331,6 +339,7 @@ impl Gateway {
         Gateway {
             addr,
             admin,
+            forward_auth,
             dir,
             running: Running::Binary(child),
             stdout,
@@ -374,6 +383,14 @@ impl Gateway {
         let admin = admin_listener
             .as_ref()
             .map(|l| l.local_addr().expect("address"));
+        let check_listener = loaded
+            .snapshot
+            .forward_auth
+            .as_ref()
+            .map(|f| bind(f.listen));
+        let forward_auth = check_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("address"));
         let (control, commands) = tokio::sync::mpsc::channel(8);
         let (finished, done) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -387,6 +404,8 @@ impl Gateway {
                     main: tokio::net::TcpListener::from_std(main).expect("listener"),
                     admin: admin_listener
                         .map(|l| tokio::net::TcpListener::from_std(l).expect("listener")),
+                    forward_auth: check_listener
+                        .map(|l| tokio::net::TcpListener::from_std(l).expect("listener")),
                 };
                 authgate::serve(path, loaded, listeners, commands).await
             });
@@ -398,6 +417,7 @@ impl Gateway {
         Gateway {
             addr,
             admin,
+            forward_auth,
             dir,
             running: Running::InProcess { control, done },
             stdout: Arc::new(Mutex::new(Vec::new())),
