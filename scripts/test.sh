@@ -1,16 +1,28 @@
 #!/usr/bin/env bash
 # The whole test suite on a machine that has only the Rust toolchain:
-# installs the real parts the integration tests start (redis-server) when
-# they are missing, then runs `cargo test`. `.ci/run` calls exactly this.
+# installs the real parts the integration tests start (redis-server, nginx,
+# caddy) when they are missing, then runs `cargo test`. `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  echo "== installing redis-server (the scale-out tests start a real one)"
+# The real parts the tests start as child processes (never as services):
+# redis-server (scale-out), nginx and caddy (forward-auth front proxies).
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+command -v caddy >/dev/null 2>&1 || missing+=(caddy)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]} (the tests start real ones)"
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+  # policy-rc.d 101: Debian's packages must not start system services here.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+    $sudo chmod +x /usr/sbin/policy-rc.d
+    trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 cargo test "$@"

@@ -61,6 +61,52 @@ routes:
 }
 
 #[test]
+fn check_refuses_a_forward_auth_listener_on_a_taken_port_or_with_bad_cidrs() {
+    let policy = |forward_auth: &str| {
+        format!(
+            "server:
+  listen: 127.0.0.1:8443
+  tls: {{cert: c.pem, key: k.pem}}
+admin:
+  listen: 127.0.0.1:9090
+  token_env: AUTHGATE_TEST_ADMIN_TOKEN
+upstream: {{url: echo}}
+forward_auth:
+{forward_auth}routes:
+  - path: /**
+    auth: none
+"
+        )
+    };
+    let (code, _, stderr) = check(&policy("  listen: 127.0.0.1:8443\n"));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("gateway.yaml:9:11:") && stderr.contains("port of `server.listen`"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = check(&policy("  listen: 127.0.0.1:9090\n"));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("gateway.yaml:9:11:") && stderr.contains("port of `admin.listen`"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = check(&policy(
+        "  listen: 127.0.0.1:9091\n  trusted: [10.0.0.0/8, nonsense]\n",
+    ));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("gateway.yaml:10:25:") && stderr.contains("`nonsense` is not a CIDR"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = check(&policy("  listen: 127.0.0.1:9091\n  trusted: 10.0.0.0/8\n"));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("gateway.yaml:10:"), "{stderr}");
+    // A port of its own passes.
+    let (code, _, stderr) = check(&policy("  listen: 127.0.0.1:9091\n"));
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
 fn check_accepts_the_shipped_policy_and_warns_about_shadowed_routes() {
     let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/gateway.yaml"))
         .expect("shipped gateway.yaml");

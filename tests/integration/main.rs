@@ -3,6 +3,7 @@
 mod cli;
 mod forward_auth;
 mod forwarding;
+mod front_proxies;
 mod hardening;
 mod harness;
 mod hostile;
