@@ -7,6 +7,9 @@
 # Jobs: (a) direct to the upstream, plain HTTP   (b) proxy, route without auth
 #       (c) API key from a 10,000-key policy      (d) HS256 JWT
 #       (e) RS256 JWT, one token repeated         (f) RS256 JWT, a fresh token per request
+#       (g) nginx alone (TLS + proxy, no auth)    (h) nginx + authgate forward-auth, API key
+# nginx (one worker) shares core 0 with authgate in (g) and (h): the same
+# one core does TLS, proxying and the decision.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-4}
@@ -16,6 +19,7 @@ FRESH_TOKENS=${FRESH_TOKENS:-40000}
 need() { command -v "$1" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; }
 need wrk wrk
 need haproxy haproxy
+need nginx nginx
 # The held connections plus the proxies' own descriptors.
 ulimit -n "$(ulimit -Hn)"
 HOLD=$(( $(ulimit -n) > 12000 ? 10000 : $(ulimit -n) - 2000 ))
@@ -47,6 +51,8 @@ policy = f"""server:
   max_connections: 20000
   idle_timeout: 120s
   tls: {{cert: gateway.pem, key: gateway-key.pem}}
+forward_auth:
+  listen: 127.0.0.1:19091
 upstream: {{url: "http://127.0.0.1:18080"}}
 jwt:
   - issuer: https://hs.bench/
@@ -101,6 +107,53 @@ backend be
   http-reuse always
   server up 127.0.0.1:18080
 CFG
+cat > "$WORK/nginx.conf" <<CFG
+daemon off;
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx.err;
+events { worker_connections 20000; }
+http {
+  # One log line per request, as authgate writes (buffered, like its own).
+  access_log $WORK/nginx.access.log combined buffer=64k;
+  client_body_temp_path $WORK/nginx-body;
+  proxy_temp_path $WORK/nginx-proxy;
+  fastcgi_temp_path $WORK/nginx-fastcgi;
+  uwsgi_temp_path $WORK/nginx-uwsgi;
+  scgi_temp_path $WORK/nginx-scgi;
+  upstream api { server 127.0.0.1:18080; keepalive 64; }
+  upstream decision { server 127.0.0.1:19091; keepalive 64; }
+  server {
+    listen 127.0.0.1:20443 ssl;
+    ssl_certificate $WORK/gateway.pem;
+    ssl_certificate_key $WORK/gateway-key.pem;
+    keepalive_requests 1000000;
+    location /open {
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass http://api;
+    }
+    location /key {
+      auth_request /_authgate;
+      auth_request_set \$authgate_subject \$upstream_http_x_auth_subject;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Auth-Subject \$authgate_subject;
+      proxy_pass http://api;
+    }
+    location = /_authgate {
+      internal;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URI \$request_uri;
+      proxy_set_header X-Original-Method \$request_method;
+      proxy_pass http://decision;
+    }
+  }
+}
+CFG
 echo 'wrk.headers["X-API-Key"] = "agk_bench_4242"' > "$WORK/key.lua"
 echo "wrk.headers[\"Authorization\"] = \"Bearer $(cat "$WORK/hs_token")\"" > "$WORK/hs.lua"
 echo "wrk.headers[\"Authorization\"] = \"Bearer $(cat "$WORK/rs_token")\"" > "$WORK/rs.lua"
@@ -123,10 +176,12 @@ while True:
 " & PIDS+=($!)
 (cd "$WORK" && exec taskset -c 0 "$OLDPWD/$BIN/authgate" run -c gateway.yaml 2>gw.err) & GW=$!; PIDS+=($GW)
 taskset -c 0 haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>"$WORK/haproxy.err" & PIDS+=($!)
+taskset -c 0 nginx -c "$WORK/nginx.conf" -e "$WORK/nginx.err" & PIDS+=($!)
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for _ in $(seq 100); do up 18443 && up 19443 && break; sleep 0.1; done
+for _ in $(seq 100); do up 18443 && up 19443 && up 20443 && break; sleep 0.1; done
 up 18443 || { echo "authgate did not start:"; cat "$WORK/gw.err"; exit 1; }
 up 19443 || { echo "haproxy did not start:"; cat "$WORK/haproxy.err"; exit 1; }
+up 20443 || { echo "nginx did not start:"; cat "$WORK/nginx.err"; exit 1; }
 rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 IDLE_RSS=$(rss "$GW")
 
@@ -143,7 +198,9 @@ for port in 18443 19443; do
   [ "$(code "https://127.0.0.1:$port/key" -H 'X-API-Key: agk_bench_7')" = 200 ] || { echo "port $port refused a good key"; exit 1; }
   [ "$(code "https://127.0.0.1:$port/jwt-rs" -H "Authorization: Bearer $(cat "$WORK/rs_token")")" = 200 ] || { echo "port $port refused a good token"; exit 1; }
 done
-echo "ok: bad keys and bad tokens get 401 from both"
+[ "$(code https://127.0.0.1:20443/key -H 'X-API-Key: agk_wrong')" = 401 ] || { echo "nginx + forward-auth accepted a bad key"; exit 1; }
+[ "$(code https://127.0.0.1:20443/key -H 'X-API-Key: agk_bench_7')" = 200 ] || { echo "nginx + forward-auth refused a good key"; exit 1; }
+echo "ok: bad keys and bad tokens get 401 from both (and from nginx + forward-auth)"
 
 run() { # name url script
   local out="$WORK/$1.$2.txt"
@@ -164,6 +221,8 @@ for round in $(seq $ROUNDS); do
     run e $name "https://127.0.0.1:$port/jwt-rs" "$WORK/rs.lua"
     run f $name "https://127.0.0.1:$port/jwt-rs" "$WORK/fresh.lua"
   done
+  run g nginx https://127.0.0.1:20443/open ""
+  run h nginx https://127.0.0.1:20443/key "$WORK/key.lua"
 done
 
 echo "== $HOLD idle keep-alive TLS connections to authgate"
@@ -188,15 +247,16 @@ def parse(path):
     errors = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", text))
     return statistics.median(rps), statistics.median(ms("50%")), statistics.median(ms("99%")), errors
 jobs = {"a": "direct to upstream (plain HTTP)", "b": "no auth", "c": "API key, 10k-key policy",
-        "d": "HS256 JWT", "e": "RS256 JWT, same token", "f": "RS256 JWT, fresh token each"}
+        "d": "HS256 JWT", "e": "RS256 JWT, same token", "f": "RS256 JWT, fresh token each",
+        "g": "nginx alone, no auth", "h": "nginx + forward-auth, API key"}
 res = {}
 for f in os.listdir(w):
-    m = re.match(r"([a-f])\.(\w+)\.txt$", f)
+    m = re.match(r"([a-h])\.(\w+)\.txt$", f)
     if m: res[(m[1], m[2])] = parse(os.path.join(w, f))
 print(f"\nmedians of 3 interleaved {dur}s runs, 50 TLS keep-alive connections, proxy on 1 core\n")
 print(f"{'job':34} {'proxy':9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
 for j, label in jobs.items():
-    for proxy in (["direct"] if j == "a" else ["authgate", "haproxy"]):
+    for proxy in {"a": ["direct"], "g": ["nginx"], "h": ["nginx"]}.get(j, ["authgate", "haproxy"]):
         r = res.get((j, proxy))
         if r: print(f"{'('+j+') '+label:34} {proxy:9} {r[0]:9.0f} {r[1]:8.2f} {r[2]:8.2f} {r[3]:8d}")
 print("\nratios (requests/s)")
@@ -205,6 +265,8 @@ print(f"  authgate (b)/(a) TLS+proxy vs direct: {b / res[('a','direct')][0]:.2f}
 for j in "cdef":
     ag, hp = res[(j, "authgate")], res[(j, "haproxy")]
     print(f"  ({j}) authgate/(b) {ag[0]/b:.2f}   authgate/HAProxy {ag[0]/hp[0]:.2f}   p99 authgate/HAProxy {ag[2]/hp[2]:.2f}")
+g, h, c = res[("g", "nginx")], res[("h", "nginx")], res[("c", "authgate")]
+print(f"  (h) nginx+forward-auth / nginx alone (g) {h[0]/g[0]:.2f}   / authgate as the proxy (c) {h[0]/c[0]:.2f}   p99 (h)/(c) {h[2]/c[2]:.2f}")
 print(f"\nauthgate resident memory: idle {idle/1024:.1f} MiB, under load {load/1024:.1f} MiB, "
       f"with {n} idle TLS connections {held/1024:.1f} MiB "
       f"({(held-before)/n:.1f} KiB per connection)")
