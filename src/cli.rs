@@ -60,6 +60,16 @@ enum Command {
         #[arg(long)]
         aud: Option<String>,
     },
+    /// Look for leaked API keys in files and directories (recursively,
+    /// skipping binary files and .git); print PATH:LINE and the key's id,
+    /// never the key. Exit 1 when a key of the policy that is not disabled
+    /// was found.
+    Scan {
+        #[arg(short, long, env = "AUTHGATE_CONFIG", default_value = "gateway.yaml")]
+        config: PathBuf,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Write a self-signed development certificate and key.
     Certs {
         #[arg(long, default_value = "certs")]
@@ -130,6 +140,7 @@ pub fn main() -> Result<(), Failure> {
             iss,
             aud,
         } => token(&secret_env, &sub, scope, &ttl, iss, aud),
+        Command::Scan { config, paths } => scan(&config, &paths),
         Command::Certs { out, host } => {
             let cert = out.join("gateway.pem");
             let key = out.join("gateway-key.pem");
@@ -177,6 +188,29 @@ fn check(path: &std::path::Path) -> Result<(), Failure> {
         loaded.snapshot.routes.routes.len(),
         loaded.snapshot.auth.api_keys.by_digest.len()
     );
+    Ok(())
+}
+
+fn scan(config: &std::path::Path, paths: &[PathBuf]) -> Result<(), Failure> {
+    let loaded = load(config)?;
+    let summary = authgate::scan::scan(paths, &loaded.snapshot.auth.api_keys, &mut |finding| {
+        println!("{finding}")
+    })
+    .map_err(|e| runtime(format!("cannot read: {e}")))?;
+    eprintln!(
+        "scanned {} files ({} binary skipped): {} authgate keys, {} of them live in {}",
+        summary.files,
+        summary.skipped_binary,
+        summary.findings,
+        summary.live,
+        config.display()
+    );
+    if summary.live > 0 {
+        return Err(invalid(format!(
+            "{} live key(s) found: disable each in the policy, mint a successor (authgate keygen), reload",
+            summary.live
+        )));
+    }
     Ok(())
 }
 

@@ -23,6 +23,7 @@ pub mod reason;
 pub mod redis_backend;
 pub mod reload;
 pub mod revocation;
+pub mod scan;
 pub mod secret;
 pub mod server;
 pub mod snapshot;

@@ -107,6 +107,79 @@ forward_auth:
 }
 
 #[test]
+fn scan_names_where_live_keys_leaked_and_never_prints_them() {
+    use crate::harness::{digest, ADMIN_KEY, READER_KEY};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disabled_key = "agk_disabled_but_still_leaked_1234";
+    let unknown_key = "agk_nobody_knows_this_key_0000";
+    let policy = format!(
+        "server:\n  tls: {{cert: c.pem, key: k.pem}}\nupstream: {{url: echo}}\napi_keys:\n  keys:\n    - id: reader\n      sha256: {}\n    - id: admin\n      sha256: {}\n    - id: retired\n      sha256: {}\n      disabled: true\nroutes:\n  - path: /**\n",
+        digest(READER_KEY),
+        digest(ADMIN_KEY),
+        digest(disabled_key)
+    );
+    let policy_path = dir.path().join("gateway.yaml");
+    std::fs::write(&policy_path, policy).expect("policy");
+    let tree = dir.path().join("repo");
+    std::fs::create_dir_all(tree.join("src/deep")).expect("dirs");
+    std::fs::create_dir_all(tree.join(".git")).expect("git dir");
+    std::fs::write(
+        tree.join("src/deep/client.py"),
+        format!("import os\n\nHEADERS = {{'X-API-Key': '{READER_KEY}'}}\n"),
+    )
+    .expect("file");
+    std::fs::write(
+        tree.join("notes.md"),
+        format!("old: {disabled_key}\nexample: {unknown_key}\n"),
+    )
+    .expect("file");
+    std::fs::write(tree.join(".git/config"), ADMIN_KEY).expect("file");
+    std::fs::write(
+        tree.join("blob.bin"),
+        [b"\0\0".as_slice(), ADMIN_KEY.as_bytes()].concat(),
+    )
+    .expect("file");
+    let scan = |target: &std::path::Path| {
+        let out = Command::new(binary())
+            .args(["scan", "-c"])
+            .arg(&policy_path)
+            .arg(target)
+            .output()
+            .expect("run scan");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = scan(&tree);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let t = tree.display();
+    assert_eq!(
+        lines,
+        vec![
+            format!("{t}/notes.md:1: key of retired (disabled)"),
+            format!("{t}/notes.md:2: unknown authgate key"),
+            format!("{t}/src/deep/client.py:3: key of reader"),
+        ],
+        "{stderr}"
+    );
+    for key in [READER_KEY, ADMIN_KEY, disabled_key, unknown_key] {
+        assert!(
+            !stdout.contains(key) && !stderr.contains(key),
+            "a key was printed"
+        );
+    }
+    assert!(stderr.contains("1 binary skipped"), "{stderr}");
+    // Once the live key is gone, what is left is no reason to fail.
+    std::fs::remove_file(tree.join("src/deep/client.py")).expect("remove");
+    let (code, stdout, stderr) = scan(&tree);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(stdout.lines().count(), 2);
+}
+
+#[test]
 fn check_accepts_the_shipped_policy_and_warns_about_shadowed_routes() {
     let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/gateway.yaml"))
         .expect("shipped gateway.yaml");
