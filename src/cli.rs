@@ -70,6 +70,20 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Summarize a JSON access log (a file, gzip too, or - for stdin).
+    Report {
+        #[arg(default_value = "-")]
+        path: PathBuf,
+        /// Only lines newer than this, e.g. 1h or 30m.
+        #[arg(long)]
+        since: Option<String>,
+        /// Width of a time slice.
+        #[arg(long, default_value = "1h")]
+        slice: String,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a self-signed development certificate and key.
     Certs {
         #[arg(long, default_value = "certs")]
@@ -141,6 +155,12 @@ pub fn main() -> Result<(), Failure> {
             aud,
         } => token(&secret_env, &sub, scope, &ttl, iss, aud),
         Command::Scan { config, paths } => scan(&config, &paths),
+        Command::Report {
+            path,
+            since,
+            slice,
+            json,
+        } => report(&path, since.as_deref(), &slice, json),
         Command::Certs { out, host } => {
             let cert = out.join("gateway.pem");
             let key = out.join("gateway-key.pem");
@@ -210,6 +230,68 @@ fn scan(config: &std::path::Path, paths: &[PathBuf]) -> Result<(), Failure> {
             "{} live key(s) found: disable each in the policy, mint a successor (authgate keygen), reload",
             summary.live
         )));
+    }
+    Ok(())
+}
+
+fn report(
+    path: &std::path::Path,
+    since: Option<&str>,
+    slice: &str,
+    json: bool,
+) -> Result<(), Failure> {
+    use std::io::{BufRead, BufReader, IsTerminal, Read};
+    let duration = |flag: &str, text: &str| {
+        units::Duration::parse(text)
+            .map(|d| d.0)
+            .map_err(|e| invalid(format!("{flag}: {e}")))
+    };
+    let options = authgate::report::Options {
+        since: since
+            .map(|s| duration("--since", s).map(|d| SystemTime::now() - d))
+            .transpose()?,
+        slice: duration("--slice", slice)?,
+    };
+    let cannot = |e: std::io::Error| runtime(format!("cannot read {}: {e}", path.display()));
+    // A progress bar on a terminal, counting the bytes of the file as read.
+    let (raw, bar): (Box<dyn Read>, indicatif::ProgressBar) = if path == std::path::Path::new("-") {
+        (
+            Box::new(std::io::stdin().lock()),
+            indicatif::ProgressBar::hidden(),
+        )
+    } else {
+        let file = std::fs::File::open(path).map_err(cannot)?;
+        let len = file.metadata().map_or(0, |m| m.len());
+        let bar = if std::io::stderr().is_terminal() {
+            indicatif::ProgressBar::new(len)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        (Box::new(bar.wrap_read(file)), bar)
+    };
+    let mut buffered = BufReader::with_capacity(1 << 20, raw);
+    // gzip by its magic number, whatever the file is called.
+    let gzip = buffered
+        .fill_buf()
+        .map_err(cannot)?
+        .starts_with(&[0x1f, 0x8b]);
+    let mut input: Box<dyn BufRead> = if gzip {
+        Box::new(BufReader::with_capacity(
+            1 << 20,
+            flate2::bufread::MultiGzDecoder::new(buffered),
+        ))
+    } else {
+        Box::new(buffered)
+    };
+    let summary = authgate::report::read(&mut input, options).map_err(cannot)?;
+    bar.finish_and_clear();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).map_err(|e| runtime(e.to_string()))?
+        );
+    } else {
+        print!("{}", summary.text());
     }
     Ok(())
 }

@@ -22,6 +22,7 @@ pub mod ratelimit;
 pub mod reason;
 pub mod redis_backend;
 pub mod reload;
+pub mod report;
 pub mod revocation;
 pub mod scan;
 pub mod secret;

@@ -14,6 +14,7 @@ mod limits;
 mod live_state;
 mod properties;
 mod readme;
+mod report;
 mod requests;
 mod scale_out;
 mod security;
