@@ -53,6 +53,8 @@ pub struct RequestRecord {
     pub tls_version: Option<&'static str>,
     /// Which listener answered: `main` or `forward_auth`.
     pub listener: &'static str,
+    /// The W3C trace id (32 hex digits), kept from the caller or started here.
+    pub trace_id: String,
 }
 
 impl RequestRecord {
@@ -86,6 +88,7 @@ impl RequestRecord {
                 .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
             tls_version,
             listener,
+            trace_id: String::new(),
         })
     }
 }
@@ -110,6 +113,7 @@ struct JsonLine<'a> {
     user_agent: Option<&'a str>,
     tls_version: Option<&'a str>,
     listener: &'a str,
+    trace_id: &'a str,
 }
 
 fn round_ms(d: std::time::Duration) -> f64 {
@@ -137,6 +141,7 @@ impl RequestRecord {
             user_agent: self.user_agent.as_deref(),
             tls_version: self.tls_version,
             listener: self.listener,
+            trace_id: &self.trace_id,
         };
         serde_json::to_string(&line).unwrap_or_default()
     }
@@ -347,6 +352,7 @@ mod tests {
             user_agent: Some("curl/8".into()),
             tls_version: Some("TLSv1.3"),
             listener: "main",
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
         }
     }
 
@@ -373,6 +379,7 @@ mod tests {
             "user_agent",
             "tls_version",
             "listener",
+            "trace_id",
         ] {
             assert!(v.get(field).is_some(), "missing {field}");
         }

@@ -41,10 +41,13 @@ pub async fn handle_check<B>(
     };
     let client_ip = headers::client_ip(peer.ip(), &head.headers, trusted);
     let mut record = RequestRecord::start(request_id, client_ip, &head, None, "forward_auth");
+    let trace = headers::TraceParent::of(&head.headers);
+    record.trace_id = trace.trace_id().to_string();
     let mut ctx = RequestCtx {
         snapshot: &snapshot,
         state: &state,
         rate_limit: None,
+        trace,
     };
     let result = if !trusted(peer.ip()) {
         Err(GatewayError::UntrustedPeer)

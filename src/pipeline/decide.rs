@@ -21,6 +21,8 @@ pub struct RequestCtx<'a> {
     pub state: &'a GatewayState,
     /// The caller's rate-limit numbers, for the `RateLimit-*` headers.
     pub rate_limit: Option<Outcome>,
+    /// Sent upstream with the request.
+    pub trace: super::headers::TraceParent,
 }
 
 /// A request let through: its normalized path, its route, its caller.

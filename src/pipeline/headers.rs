@@ -184,6 +184,76 @@ pub fn header_bytes(headers: &HeaderMap) -> usize {
         .sum()
 }
 
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// A W3C Trace Context `traceparent` (version 00 layout): the caller's when
+/// valid, else a new trace started here. Its trace id goes into the log.
+#[derive(Debug, Clone)]
+pub struct TraceParent {
+    pub header: HeaderValue,
+}
+
+impl TraceParent {
+    /// The caller's header if it is one valid `traceparent`, else a fresh
+    /// one (random trace and parent ids, sampled).
+    pub fn of(headers: &HeaderMap) -> TraceParent {
+        let mut values = headers.get_all(&TRACEPARENT).iter();
+        match (values.next(), values.next()) {
+            (Some(v), None) if valid_traceparent(v.as_bytes()) => TraceParent { header: v.clone() },
+            _ => TraceParent::start(),
+        }
+    }
+
+    fn start() -> TraceParent {
+        let mut ids = [0u8; 24];
+        // A failing system RNG would be caught by TLS first; the ids stay valid.
+        let _ = aws_lc_rs::rand::fill(&mut ids);
+        ids[0] |= 1; // never the all-zero trace id
+        ids[16] |= 1; // nor the all-zero parent id
+        let text = format!(
+            "00-{}-{}-01",
+            hex::encode(&ids[..16]),
+            hex::encode(&ids[16..])
+        );
+        TraceParent {
+            header: HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static(
+                "00-00000000000000000000000000000001-0000000000000001-01",
+            )),
+        }
+    }
+
+    /// The 32 hex digits of the trace id.
+    pub fn trace_id(&self) -> &str {
+        self.header
+            .to_str()
+            .ok()
+            .and_then(|t| t.get(3..35))
+            .unwrap_or("")
+    }
+}
+
+/// `version-traceid-parentid-flags` in lower-case hex, none of the ids all
+/// zero, version not `ff`; a future version may append fields after a `-`
+/// (W3C Trace Context §3.2).
+fn valid_traceparent(v: &[u8]) -> bool {
+    let hex = |b: &[u8]| {
+        b.iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+    };
+    let zero = |b: &[u8]| b.iter().all(|c| *c == b'0');
+    if v.len() < 55 || !hex(&v[..2]) || &v[..2] == b"ff" {
+        return false;
+    }
+    let (trace, parent, flags) = (&v[3..35], &v[36..52], &v[53..55]);
+    let dashes = v[2] == b'-' && v[35] == b'-' && v[52] == b'-';
+    let tail_ok = if &v[..2] == b"00" {
+        v.len() == 55
+    } else {
+        v.len() == 55 || v[55] == b'-'
+    };
+    dashes && tail_ok && hex(trace) && hex(parent) && hex(flags) && !zero(trace) && !zero(parent)
+}
+
 /// The request's id: the caller's, if valid, else a fresh one.
 pub fn request_id(headers: &HeaderMap, ids: &RequestIds) -> String {
     headers
@@ -259,6 +329,38 @@ mod tests {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             body_timeout: DEFAULT_BODY_TIMEOUT,
         }
+    }
+
+    #[test]
+    fn traceparents_are_kept_when_valid_and_started_otherwise() {
+        let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut h = HeaderMap::new();
+        h.insert(&TRACEPARENT, HeaderValue::from_static(valid));
+        assert_eq!(TraceParent::of(&h).header, valid);
+        assert_eq!(
+            TraceParent::of(&h).trace_id(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "garbage",
+        ] {
+            h.insert(&TRACEPARENT, HeaderValue::from_static(bad));
+            let started = TraceParent::of(&h);
+            assert_ne!(started.header, bad);
+            assert!(
+                valid_traceparent(started.header.as_bytes()),
+                "{:?}",
+                started.header
+            );
+        }
+        let a = TraceParent::of(&HeaderMap::new());
+        let b = TraceParent::of(&HeaderMap::new());
+        assert_ne!(a.trace_id(), b.trace_id());
     }
 
     #[test]

@@ -61,11 +61,14 @@ pub async fn handle(
     });
     let mut record =
         RequestRecord::start(request_id, client_ip, &head, Some(conn.tls_version), "main");
+    let trace = headers::TraceParent::of(&head.headers);
+    record.trace_id = trace.trace_id().to_string();
     let req = Request::from_parts(head, body);
     let mut ctx = RequestCtx {
         snapshot: &snapshot,
         state: &state,
         rate_limit: None,
+        trace,
     };
     let result = run(&mut ctx, &conn, &mut record, req).await;
     let rate_limit = ctx.rate_limit;
@@ -132,6 +135,7 @@ async fn run(
         &admitted.path,
         admitted.identity.as_deref(),
         &record.request_id,
+        &ctx.trace,
     )?;
     if websocket.is_some() {
         crate::upgrade::restore_headers(req.headers_mut());
@@ -180,6 +184,7 @@ fn prepare_upstream_request(
     path: &str,
     identity: Option<&Identity>,
     request_id: &str,
+    trace: &headers::TraceParent,
 ) -> Result<Request<Incoming>, GatewayError> {
     let (mut parts, body) = req.into_parts();
     // HTTP/2 carries the host in :authority, HTTP/1.1 in Host (RFC 9110 §7.2).
@@ -204,6 +209,7 @@ fn prepare_upstream_request(
     if let Ok(v) = HeaderValue::from_str(request_id) {
         headers.insert(X_REQUEST_ID, v);
     }
+    headers.insert(headers::TRACEPARENT, trace.header.clone());
     parts.uri = forward::upstream_uri(&snapshot.upstream.target, path, parts.uri.query())?;
     parts.version = Version::HTTP_11;
     Ok(Request::from_parts(parts, body))

@@ -470,3 +470,47 @@ async fn client_ca_requires_a_client_certificate_it_signed() {
         .unwrap_or_default();
     assert!(with.starts_with("HTTP/1.1 200"), "{with}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_traceparent_goes_upstream_unchanged_and_any_other_is_replaced() {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::in_process(&policy(&upstream.url(), ""));
+    let client = gw.client();
+    let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let kept = client
+        .get(
+            &gw.url("/healthz"),
+            &[("traceparent", valid), ("tracestate", "vendor=1")],
+        )
+        .await;
+    assert_eq!(kept.status, 200);
+    let seen = upstream.last();
+    assert_eq!(header(&seen, "traceparent").as_deref(), Some(valid));
+    assert_eq!(header(&seen, "tracestate").as_deref(), Some("vendor=1"));
+    let log = gw.log_for(&kept.request_id()).await;
+    assert_eq!(log["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+
+    // An all-zero trace id is invalid: the gateway starts a trace instead,
+    // and a `Connection` header cannot take the gateway's away.
+    let zero = "00-00000000000000000000000000000000-00f067aa0ba902b7-01";
+    let replaced = client
+        .get(
+            &gw.url("/healthz"),
+            &[("traceparent", zero), ("connection", "traceparent")],
+        )
+        .await;
+    let sent = header(&upstream.last(), "traceparent").expect("a traceparent upstream");
+    assert_ne!(sent, zero);
+    let parts: Vec<&str> = sent.split('-').collect();
+    assert_eq!(parts.len(), 4, "{sent}");
+    assert_eq!((parts[0], parts[1].len(), parts[2].len()), ("00", 32, 16));
+    let log = gw.log_for(&replaced.request_id()).await;
+    assert_eq!(log["trace_id"], parts[1]);
+
+    // None at all: a fresh trace per request.
+    client.get(&gw.url("/healthz"), &[]).await;
+    let first = header(&upstream.last(), "traceparent").expect("traceparent");
+    client.get(&gw.url("/healthz"), &[]).await;
+    let second = header(&upstream.last(), "traceparent").expect("traceparent");
+    assert_ne!(first[3..35], second[3..35]);
+}
