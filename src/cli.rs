@@ -70,6 +70,31 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Judge one request against the policy offline, as the gateway would:
+    /// path, route, kinds, scopes, limit, decision and reason. Exit 0 when
+    /// allowed, 3 when refused, 1 on bad input or a credential that needs
+    /// the network.
+    Explain {
+        #[arg(short, long, env = "AUTHGATE_CONFIG", default_value = "gateway.yaml")]
+        config: PathBuf,
+        /// Print the route table with the key ids whose scopes suffice.
+        #[arg(long, conflicts_with_all = ["method", "target"])]
+        routes: bool,
+        #[arg(required_unless_present = "routes")]
+        method: Option<String>,
+        /// A path (/orders/7?x=1) or a URL.
+        #[arg(required_unless_present = "routes")]
+        target: Option<String>,
+        /// An API key (`-` reads it from stdin).
+        #[arg(long, group = "credential")]
+        key: Option<String>,
+        /// The key with this id in the policy.
+        #[arg(long, group = "credential")]
+        key_id: Option<String>,
+        /// A JWT (`-` reads it from stdin).
+        #[arg(long, group = "credential")]
+        token: Option<String>,
+    },
     /// Summarize a JSON access log (a file, gzip too, or - for stdin).
     Report {
         #[arg(default_value = "-")]
@@ -155,6 +180,23 @@ pub fn main() -> Result<(), Failure> {
             aud,
         } => token(&secret_env, &sub, scope, &ttl, iss, aud),
         Command::Scan { config, paths } => scan(&config, &paths),
+        Command::Explain {
+            config,
+            routes,
+            method,
+            target,
+            key,
+            key_id,
+            token,
+        } => {
+            let credential = match (key, key_id, token) {
+                (Some(k), _, _) => authgate::explain::Credential::Key(from_stdin_if_dash(k)?),
+                (_, Some(id), _) => authgate::explain::Credential::KeyId(id),
+                (_, _, Some(t)) => authgate::explain::Credential::Token(from_stdin_if_dash(t)?),
+                _ => authgate::explain::Credential::None,
+            };
+            explain(&config, routes, method, target, credential)
+        }
         Command::Report {
             path,
             since,
@@ -232,6 +274,58 @@ fn scan(config: &std::path::Path, paths: &[PathBuf]) -> Result<(), Failure> {
         )));
     }
     Ok(())
+}
+
+fn from_stdin_if_dash(value: String) -> Result<String, Failure> {
+    if value != "-" {
+        return Ok(value);
+    }
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|e| runtime(format!("cannot read stdin: {e}")))?;
+    Ok(text.trim().to_string())
+}
+
+fn explain(
+    config: &std::path::Path,
+    routes: bool,
+    method: Option<String>,
+    target: Option<String>,
+    credential: authgate::explain::Credential,
+) -> Result<(), Failure> {
+    use authgate::explain::Verdict;
+    let loaded = load(config)?;
+    if routes {
+        print!("{}", authgate::explain::routes(&loaded.snapshot));
+        return Ok(());
+    }
+    let (Some(method), Some(target)) = (method, target) else {
+        return Err(invalid(
+            "explain needs METHOD and a PATH or URL (or --routes)",
+        ));
+    };
+    let runtime_ = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| runtime(format!("cannot start the runtime: {e}")))?;
+    let explanation = runtime_
+        .block_on(authgate::explain::explain(
+            loaded.snapshot,
+            &method,
+            &target,
+            credential,
+        ))
+        .map_err(invalid)?;
+    print!("{}", explanation.text);
+    match explanation.verdict {
+        Verdict::Allowed => Ok(()),
+        Verdict::Refused => Err(Failure {
+            message: "the gateway would refuse this request".into(),
+            code: 3,
+        }),
+        Verdict::Undecided => Err(invalid("this credential cannot be judged offline")),
+    }
 }
 
 fn report(

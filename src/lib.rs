@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod echo;
 pub mod error;
+pub mod explain;
 pub mod forward;
 pub mod forward_auth;
 pub mod gateway;

@@ -42,3 +42,14 @@ impl GatewayState {
         Ok(())
     }
 }
+
+impl GatewayState {
+    /// The part of the live state the decision (steps 1–7) reads.
+    pub fn live(&self) -> crate::pipeline::decide::Live<'_> {
+        crate::pipeline::decide::Live {
+            limits: &self.limits,
+            revocations: &self.revocations,
+            auth: &self.auth,
+        }
+    }
+}

@@ -45,7 +45,7 @@ pub async fn handle_check<B>(
     record.trace_id = trace.trace_id().to_string();
     let mut ctx = RequestCtx {
         snapshot: &snapshot,
-        state: &state,
+        live: state.live(),
         rate_limit: None,
         trace,
     };

@@ -5,20 +5,30 @@
 use super::normalize;
 use super::route::{Route, RouteAuth};
 use crate::access_log::RequestRecord;
+use crate::auth::AuthServices;
 use crate::auth::{self, Identity, KindSet};
 use crate::clock::unix_now;
 use crate::error::{GatewayError, Reason, Scheme};
-use crate::ratelimit::Outcome;
+use crate::ratelimit::{Outcome, RateLimits};
+use crate::revocation::RevocationStore;
 use crate::snapshot::Snapshot;
-use crate::state::GatewayState;
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::Version;
 use std::sync::Arc;
 
+/// The live services the decision reads, and nothing else of the state:
+/// a decision can be made offline (`authgate explain`) with fresh ones.
+#[derive(Clone, Copy)]
+pub struct Live<'a> {
+    pub limits: &'a RateLimits,
+    pub revocations: &'a RevocationStore,
+    pub auth: &'a AuthServices,
+}
+
 /// What the stages pass along for the response that is not logged.
 pub struct RequestCtx<'a> {
     pub snapshot: &'a Snapshot,
-    pub state: &'a GatewayState,
+    pub live: Live<'a>,
     /// The caller's rate-limit numbers, for the `RateLimit-*` headers.
     pub rate_limit: Option<Outcome>,
     /// Sent upstream with the request.
@@ -81,7 +91,7 @@ async fn guarded_admit(
     let guard = ctx.snapshot.limits.failed_auth_per_ip;
     let result = admit(ctx, route, accepted, headers, record, guard).await;
     if let (Err(GatewayError::InvalidCredential { .. }), Some(guard)) = (&result, guard) {
-        ctx.state
+        ctx.live
             .limits
             .record_failure(guard, record.client_ip)
             .await;
@@ -100,7 +110,7 @@ async fn admit(
     record: &mut RequestRecord,
     guard: Option<crate::ratelimit::LimitSpec>,
 ) -> Result<Arc<Identity>, GatewayError> {
-    let (snapshot, state) = (ctx.snapshot, ctx.state);
+    let (snapshot, live) = (ctx.snapshot, ctx.live);
     // A route whose kinds are none of the configured ones admits nobody yet.
     let configured = snapshot.auth.kinds;
     if accepted.intersection(configured).is_empty() {
@@ -115,7 +125,7 @@ async fn admit(
     )?;
     // Brute-force guard: an IP out of failed attempts is not heard.
     if let Some(guard) = guard {
-        if let Some(retry_after_secs) = state.limits.ip_blocked(guard, record.client_ip).await {
+        if let Some(retry_after_secs) = live.limits.ip_blocked(guard, record.client_ip).await {
             return Err(GatewayError::RateLimited { retry_after_secs });
         }
     }
@@ -136,7 +146,7 @@ async fn admit(
     }
     let identity = snapshot
         .auth
-        .authenticate(&credential, kind, &state.auth)
+        .authenticate(&credential, kind, live.auth)
         .await?;
     record.subject = Some(identity.subject.clone());
     record.key_id.clone_from(&identity.key_id);
@@ -152,11 +162,11 @@ async fn check_caller(
     identity: &Identity,
     scheme: Scheme,
 ) -> Result<(), GatewayError> {
-    let (snapshot, state) = (ctx.snapshot, ctx.state);
+    let (snapshot, live) = (ctx.snapshot, ctx.live);
     // 5. Revocation.
     if let Some(facts) = &identity.token {
         let iss = identity.issuer.as_deref().unwrap_or("");
-        if state
+        if live
             .revocations
             .is_revoked(iss, &identity.subject, facts, unix_now())
         {
@@ -180,7 +190,7 @@ async fn check_caller(
         .limits
         .effective(route.rate_limit.as_deref(), identity.rate_limit.as_deref());
     if let Some(spec) = limit {
-        let outcome = state.limits.check(spec, &identity.caller).await;
+        let outcome = live.limits.check(spec, &identity.caller).await;
         ctx.rate_limit = Some(outcome);
         if !outcome.allowed {
             return Err(GatewayError::RateLimited {

@@ -66,11 +66,11 @@ pub async fn handle(
     let req = Request::from_parts(head, body);
     let mut ctx = RequestCtx {
         snapshot: &snapshot,
-        state: &state,
+        live: state.live(),
         rate_limit: None,
         trace,
     };
-    let result = run(&mut ctx, &conn, &mut record, req).await;
+    let result = run(&mut ctx, &state, &conn, &mut record, req).await;
     let rate_limit = ctx.rate_limit;
     let (mut response, payload) = match result {
         Ok((parts, payload)) => (Response::from_parts(parts, ()), payload),
@@ -98,6 +98,7 @@ pub async fn handle(
 
 async fn run(
     ctx: &mut RequestCtx<'_>,
+    state: &GatewayState,
     conn: &ConnInfo,
     record: &mut RequestRecord,
     req: Request<Incoming>,
@@ -140,7 +141,7 @@ async fn run(
     if websocket.is_some() {
         crate::upgrade::restore_headers(req.headers_mut());
     }
-    forward(snapshot, ctx.state, record, req, websocket, conn).await
+    forward(snapshot, state, record, req, websocket, conn).await
 }
 
 /// An upstream's 101: a tunnel only for the WebSocket the caller asked for

@@ -14,6 +14,8 @@ enum Segment {
 /// A compiled path pattern: `/a/*/b`, optionally ending in `/**`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathPattern {
+    /// As written in the policy.
+    text: String,
     segments: Vec<Segment>,
     /// Ends in `/**`: matches the prefix itself and anything below it.
     prefix: bool,
@@ -78,7 +80,15 @@ impl PathPattern {
                 });
             }
         }
-        Ok(PathPattern { segments, prefix })
+        Ok(PathPattern {
+            text: text.to_string(),
+            segments,
+            prefix,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
     }
 
     /// Matches a normalized path. One trailing slash is ignored, so `/admin/keys/`

@@ -1,6 +1,7 @@
 //! One integration-test binary (it links once, which matters on 2 cores).
 
 mod cli;
+mod explain;
 mod forward_auth;
 mod forwarding;
 mod front_proxies;
