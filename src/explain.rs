@@ -53,49 +53,10 @@ pub async fn explain(
     target: &str,
     credential: Credential,
 ) -> Result<Explanation, String> {
-    let method = http::Method::from_bytes(method.as_bytes())
-        .map_err(|_| format!("`{method}` is not an HTTP method"))?;
-    let uri: http::Uri = target
-        .parse()
-        .map_err(|_| format!("`{target}` is not a path or URL"))?;
-    let host = uri.authority().map(|a| a.as_str().to_string());
-    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-    if !path.starts_with('/') {
-        return Err(format!("`{target}` is not a path (/…) or an http(s) URL"));
-    }
-    let mut request = http::Request::builder()
-        .method(method)
-        .uri(path.as_str())
-        .header(HOST, host.as_deref().unwrap_or("localhost"));
-    match &credential {
-        Credential::None => {}
-        Credential::Key(key) => {
-            request = request.header(&snapshot.auth.api_keys.header, key.as_str());
-        }
-        Credential::KeyId(id) => {
-            let stand_in = stand_in_key(&mut snapshot.auth.api_keys, id)?;
-            request = request.header(&snapshot.auth.api_keys.header, stand_in);
-        }
-        Credential::Token(token) => {
-            if !crate::auth::jwt::looks_like_jws(token) {
-                return Ok(undecided(
-                    "an opaque token is checked by the introspection endpoint, which explain does not call",
-                ));
-            }
-            if remote_issuer(&snapshot, token) {
-                return Ok(undecided(
-                    "this token's issuer publishes its keys at a URL (needs the issuer's keys); explain checks offline only tokens of `jwks_file` and `hs_secret_env` issuers",
-                ));
-            }
-            let value = HeaderValue::from_str(&format!("Bearer {token}"))
-                .map_err(|_| "the token is not a header value".to_string())?;
-            request = request.header(AUTHORIZATION, value);
-        }
-    }
-    let (mut head, ()) = request
-        .body(())
-        .map_err(|e| format!("cannot build the request: {e}"))?
-        .into_parts();
+    let (mut head, path) = match request_head(&mut snapshot, method, target, &credential)? {
+        Ok(head) => head,
+        Err(undecided) => return Ok(undecided),
+    };
     let limits = RateLimits::default();
     limits.adopt(&snapshot.limits);
     let revocations = RevocationStore::default();
@@ -112,7 +73,72 @@ pub async fn explain(
         rate_limit: None,
         trace: TraceParent::of(&head.headers),
     };
-    let result = decide::decide(&mut ctx, &mut record, &mut head).await;
+    let result = decide::decide(&mut ctx, &mut record, &mut head)
+        .await
+        .map(|_| ());
+    Ok(render(&snapshot, &path, &record, result))
+}
+
+/// The request head a client would send, or why it cannot be judged offline.
+fn request_head(
+    snapshot: &mut Snapshot,
+    method: &str,
+    target: &str,
+    credential: &Credential,
+) -> Result<Result<(http::request::Parts, String), Explanation>, String> {
+    let method = http::Method::from_bytes(method.as_bytes())
+        .map_err(|_| format!("`{method}` is not an HTTP method"))?;
+    let uri: http::Uri = target
+        .parse()
+        .map_err(|_| format!("`{target}` is not a path or URL"))?;
+    let host = uri.authority().map(|a| a.as_str().to_string());
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    if !path.starts_with('/') {
+        return Err(format!("`{target}` is not a path (/…) or an http(s) URL"));
+    }
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(path.as_str())
+        .header(HOST, host.as_deref().unwrap_or("localhost"));
+    match credential {
+        Credential::None => {}
+        Credential::Key(key) => {
+            request = request.header(&snapshot.auth.api_keys.header, key.as_str());
+        }
+        Credential::KeyId(id) => {
+            let stand_in = stand_in_key(&mut snapshot.auth.api_keys, id)?;
+            request = request.header(&snapshot.auth.api_keys.header, stand_in);
+        }
+        Credential::Token(token) => {
+            if !crate::auth::jwt::looks_like_jws(token) {
+                return Ok(Err(undecided(
+                    "an opaque token is checked by the introspection endpoint, which explain does not call",
+                )));
+            }
+            if remote_issuer(snapshot, token) {
+                return Ok(Err(undecided(
+                    "this token's issuer publishes its keys at a URL (needs the issuer's keys); explain checks offline only tokens of `jwks_file` and `hs_secret_env` issuers",
+                )));
+            }
+            let value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| "the token is not a header value".to_string())?;
+            request = request.header(AUTHORIZATION, value);
+        }
+    }
+    let (head, ()) = request
+        .body(())
+        .map_err(|e| format!("cannot build the request: {e}"))?
+        .into_parts();
+    Ok(Ok((head, path)))
+}
+
+/// What the access log would say, for a person.
+fn render(
+    snapshot: &Snapshot,
+    path: &str,
+    record: &RequestRecord,
+    result: Result<(), crate::error::GatewayError>,
+) -> Explanation {
     let mut text = String::new();
     let _ = writeln!(text, "request:   {} {path}", record.method);
     let route = record
@@ -128,16 +154,16 @@ pub async fn explain(
         }
     }
     match route {
-        Some(route) => describe_route(&mut text, &snapshot, route),
+        Some(route) => describe_route(&mut text, snapshot, route),
         None => {
             let _ = writeln!(text, "route:     none");
         }
     }
     if let Some(method) = record.auth_method {
-        let _ = writeln!(text, "caller:    {method} {}", caller(&record));
+        let _ = writeln!(text, "caller:    {method} {}", caller(record));
     }
     let verdict = match &result {
-        Ok(_) => {
+        Ok(()) => {
             let _ = writeln!(text, "decision:  allowed (forwarded to the upstream)");
             Verdict::Allowed
         }
@@ -158,7 +184,7 @@ pub async fn explain(
             Verdict::Refused
         }
     };
-    Ok(Explanation { text, verdict })
+    Explanation { text, verdict }
 }
 
 fn undecided(why: &str) -> Explanation {
