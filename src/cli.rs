@@ -95,6 +95,8 @@ enum Command {
         #[arg(long, group = "credential")]
         token: Option<String>,
     },
+    /// Print the JSON Schema of the policy file (for editors and CI).
+    Schema,
     /// Summarize a JSON access log (a file, gzip too, or - for stdin).
     Report {
         #[arg(default_value = "-")]
@@ -180,6 +182,12 @@ pub fn main() -> Result<(), Failure> {
             aud,
         } => token(&secret_env, &sub, scope, &ttl, iss, aud),
         Command::Scan { config, paths } => scan(&config, &paths),
+        Command::Schema => {
+            let text = serde_json::to_string_pretty(&config::schema())
+                .map_err(|e| runtime(e.to_string()))?;
+            println!("{text}");
+            Ok(())
+        }
         Command::Explain {
             config,
             routes,

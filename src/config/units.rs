@@ -116,6 +116,44 @@ macro_rules! deserialize_from_str {
     };
 }
 
+/// The schema of a unit type: a string of its syntax (docs/policy.md "Units").
+macro_rules! string_schema {
+    ($ty:ty, $name:literal, $pattern:literal, $description:literal) => {
+        impl schemars::JsonSchema for $ty {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                $name.into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({
+                    "type": "string",
+                    "pattern": $pattern,
+                    "description": $description
+                })
+            }
+        }
+    };
+}
+
+string_schema!(
+    Duration,
+    "Duration",
+    r"^\s*[0-9]+\s*(ms|s|m|h|d)\s*$",
+    "A whole number and a unit: ms, s, m, h or d (e.g. 30s)."
+);
+string_schema!(
+    ByteSize,
+    "ByteSize",
+    r"^\s*[0-9]+\s*(B|KiB|MiB|GiB|KB|kB|MB|GB)?\s*$",
+    "A whole number and a unit: B, KiB, MiB, GiB (or KB, MB, GB in powers of 1000), e.g. 16KiB."
+);
+string_schema!(
+    Rate,
+    "Rate",
+    r"^\s*[0-9]+\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*$",
+    "Requests per unit of time: 10/s, 100/min, 5000/h or 20000/d."
+);
+
 deserialize_from_str!(Duration, "a duration such as 30s");
 deserialize_from_str!(ByteSize, "a size such as 16KiB");
 deserialize_from_str!(Rate, "a rate such as 100/min");

@@ -297,6 +297,11 @@ impl Gateway {
 
     /// Starts the gateway on a policy written into `dir`.
     pub fn start_file(dir: tempfile::TempDir, policy: &str) -> Gateway {
+        let errors = crate::schema::schema_errors(policy);
+        assert!(
+            errors.is_empty(),
+            "the policy fails gateway.schema.json: {errors:?}"
+        );
         let path = dir.path().join("gateway.yaml");
         std::fs::write(&path, policy).expect("write policy");
         let mut child = Command::new(binary())
@@ -364,6 +369,11 @@ impl Gateway {
         }
         let path = dir.path().join("gateway.yaml");
         std::fs::write(&path, &policy).expect("write policy");
+        let errors = crate::schema::schema_errors(&policy);
+        assert!(
+            errors.is_empty(),
+            "the policy fails gateway.schema.json: {errors:?}"
+        );
         let env = |name: &str| match name {
             "AUTHGATE_TEST_ADMIN_TOKEN" => Some(ADMIN_TOKEN.to_string()),
             other => std::env::var(other).ok(),

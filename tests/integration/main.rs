@@ -18,5 +18,6 @@ mod readme;
 mod report;
 mod requests;
 mod scale_out;
+mod schema;
 mod security;
 mod tokens;
