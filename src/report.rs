@@ -78,6 +78,9 @@ pub struct Report {
     pub slices: BTreeMap<String, Counts>,
     /// Lines that were not JSON access-log lines (skipped).
     pub unreadable_lines: u64,
+    /// Slices by start (Unix seconds) while reading; named once at the end.
+    #[serde(skip)]
+    by_start: HashMap<u64, Counts>,
     #[serde(skip)]
     callers: HashMap<String, (u64, u64)>,
     #[serde(skip)]
@@ -154,8 +157,10 @@ pub fn read(input: &mut dyn BufRead, options: Options) -> std::io::Result<Report
         report.count(&line, at, slice);
     }
     report.total.finish();
-    for counts in report.slices.values_mut() {
+    for (start, mut counts) in std::mem::take(&mut report.by_start) {
         counts.finish();
+        let name = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(start));
+        report.slices.insert(name.to_string(), counts);
     }
     report.top_callers = ranked(report.callers.iter().map(|(k, v)| (k.clone(), v.0)));
     report.top_denied_callers = ranked(report.callers.iter().map(|(k, v)| (k.clone(), v.1)));
@@ -169,12 +174,16 @@ impl Report {
         if self.first.is_none() {
             self.first = Some(line.ts.to_string());
         }
-        self.last = Some(line.ts.to_string());
+        // Reuses the string's buffer: no allocation per line.
+        let last = self.last.get_or_insert_with(String::new);
+        last.clear();
+        last.push_str(&line.ts);
         self.total.add(line, denied);
         let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let start = UNIX_EPOCH + Duration::from_secs(secs - secs % slice);
-        let key = humantime::format_rfc3339_seconds(start).to_string();
-        self.slices.entry(key).or_default().add(line, denied);
+        self.by_start
+            .entry(secs - secs % slice)
+            .or_default()
+            .add(line, denied);
         // A caller is its key id, else its subject; anonymous requests have neither.
         let caller = line
             .key_id

@@ -5,7 +5,7 @@
 //! decision alone, in a form front proxies can relay.
 
 use super::decide::{self, RequestCtx};
-use super::headers::{self, X_REQUEST_ID};
+use super::headers::{self, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID};
 use crate::access_log::RequestRecord;
 use crate::auth::Identity;
 use crate::body::{Payload, ResponseBody};
@@ -18,8 +18,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");

@@ -3,10 +3,6 @@
 //! listener makes, relayable, and the header tricks a client could try.
 
 use crate::harness::*;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 
 fn policy(forward_auth: &str, limits: &str) -> String {
     format!(
@@ -18,22 +14,7 @@ fn policy(forward_auth: &str, limits: &str) -> String {
 /// One check over plain HTTP, as a front proxy sends it.
 async fn check(gw: &Gateway, headers: &[(&str, &str)]) -> Reply {
     let addr = gw.forward_auth.expect("forward-auth listener");
-    let mut req = http::Request::get(format!("http://{addr}/check"));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let response = client
-        .request(req.body(Full::new(Bytes::new())).expect("request"))
-        .await
-        .expect("forward-auth answered");
-    let (parts, body) = response.into_parts();
-    Reply {
-        status: parts.status,
-        version: parts.version,
-        headers: parts.headers,
-        body: body.collect().await.expect("body").to_bytes(),
-    }
+    plain_get(&format!("http://{addr}/check"), headers).await
 }
 
 fn nginx<'a>(method: &'a str, uri: &'a str) -> Vec<(&'a str, &'a str)> {

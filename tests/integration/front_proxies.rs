@@ -15,6 +15,15 @@ fn readme_block(lang: &str) -> String {
     readme[start..end].to_string()
 }
 
+/// The README's configuration with the documented gateway and API
+/// addresses replaced by the test's.
+fn readme_config(lang: &str, gateway: &Gateway, api: &Upstream) -> String {
+    let decision = gateway.forward_auth.expect("forward_auth listener");
+    readme_block(lang)
+        .replace("127.0.0.1:9091", &decision.to_string())
+        .replace("127.0.0.1:8080", &api.addr.to_string())
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -34,12 +43,7 @@ impl FrontProxy {
     fn nginx(gateway: &Gateway, api: &Upstream) -> FrontProxy {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
-        let block = readme_block("nginx")
-            .replace(
-                "127.0.0.1:9091",
-                &gateway.forward_auth.expect("forward_auth").to_string(),
-            )
-            .replace("127.0.0.1:8080", &api.addr.to_string())
+        let block = readme_config("nginx", gateway, api)
             .replace("listen 8000;", &format!("listen 127.0.0.1:{port};"));
         let d = dir.path().display();
         let conf = format!(
@@ -62,13 +66,8 @@ impl FrontProxy {
     fn caddy(gateway: &Gateway, api: &Upstream) -> FrontProxy {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
-        let block = readme_block("caddyfile")
-            .replace(
-                "127.0.0.1:9091",
-                &gateway.forward_auth.expect("forward_auth").to_string(),
-            )
-            .replace("127.0.0.1:8080", &api.addr.to_string())
-            .replace(":8001 {", &format!(":{port} {{"));
+        let block =
+            readme_config("caddyfile", gateway, api).replace(":8001 {", &format!(":{port} {{"));
         let conf = format!("{{\n\tadmin off\n\tauto_https off\n}}\n{block}");
         let path = dir.path().join("Caddyfile");
         std::fs::write(&path, conf).expect("write Caddyfile");
@@ -114,33 +113,6 @@ impl Drop for FrontProxy {
     }
 }
 
-/// A plain-HTTP GET through the front proxy.
-async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
-    use bytes::Bytes;
-    use http_body_util::{BodyExt, Full};
-    let mut req = http::Request::get(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http();
-    let response = tokio::time::timeout(
-        Duration::from_secs(10),
-        client.request(req.body(Full::new(Bytes::new())).expect("request")),
-    )
-    .await
-    .expect("front proxy answered in time")
-    .expect("front proxy answered");
-    let (parts, body) = response.into_parts();
-    Reply {
-        status: parts.status,
-        version: parts.version,
-        headers: parts.headers,
-        body: body.collect().await.expect("body").to_bytes(),
-    }
-}
-
 fn gateway() -> Gateway {
     Gateway::in_process(&format!(
         "upstream:\n  url: echo\nforward_auth:\n  listen: 127.0.0.1:0\nrate_limits:\n  backend: memory\n  limits:\n    tight: {{ rate: 1/min, burst: 1 }}\n{}routes:
@@ -158,7 +130,7 @@ fn gateway() -> Gateway {
 async fn behaves_like_the_gateway(proxy: &FrontProxy, api: &Upstream) {
     // Allowed: the API gets the caller's identity, never the client's
     // spoofed one, and not the credential.
-    let ok = get(
+    let ok = plain_get(
         &proxy.url("/orders/7"),
         &[
             ("x-api-key", READER_KEY),
@@ -187,7 +159,7 @@ async fn behaves_like_the_gateway(proxy: &FrontProxy, api: &Upstream) {
 
     // A public route: the client's X-Auth-* never arrives as theirs.
     let before = api.requests().len();
-    let open = get(&proxy.url("/healthz"), &[("x-auth-subject", "root")]).await;
+    let open = plain_get(&proxy.url("/healthz"), &[("x-auth-subject", "root")]).await;
     assert_eq!(open.status, 200);
     assert_eq!(api.requests().len(), before + 1);
     let seen = api.last();
@@ -202,27 +174,27 @@ async fn behaves_like_the_gateway(proxy: &FrontProxy, api: &Upstream) {
     // Refusals reach the client with the gateway's status and headers, and
     // nothing reaches the API.
     let before = api.requests().len();
-    let none = get(&proxy.url("/orders/7"), &[]).await;
+    let none = plain_get(&proxy.url("/orders/7"), &[]).await;
     assert_eq!(none.status, 401);
     let challenge = none.header("www-authenticate").expect("challenge");
     assert!(
         challenge.contains("Bearer") && challenge.contains("ApiKey"),
         "{challenge}"
     );
-    let bad = get(&proxy.url("/orders/7"), &[("x-api-key", "agk_wrong")]).await;
+    let bad = plain_get(&proxy.url("/orders/7"), &[("x-api-key", "agk_wrong")]).await;
     assert_eq!(bad.status, 401);
     assert!(bad
         .header("www-authenticate")
         .is_some_and(|c| c.contains("invalid_token")));
-    let scope = get(&proxy.url("/admin/x"), &[("x-api-key", READER_KEY)]).await;
+    let scope = plain_get(&proxy.url("/admin/x"), &[("x-api-key", READER_KEY)]).await;
     assert_eq!(scope.status, 403);
     assert!(scope
         .header("www-authenticate")
         .is_some_and(|c| c.contains("scope=\"admin\"")));
-    let tricky = get(&proxy.url("/orders/%2F"), &[("x-api-key", READER_KEY)]).await;
+    let tricky = plain_get(&proxy.url("/orders/%2F"), &[("x-api-key", READER_KEY)]).await;
     assert_eq!(tricky.status, 400);
     // A client naming another path for the check is refused, not judged.
-    let named = get(
+    let named = plain_get(
         &proxy.url("/admin/x"),
         &[
             ("x-original-uri", "/healthz"),
@@ -231,9 +203,9 @@ async fn behaves_like_the_gateway(proxy: &FrontProxy, api: &Upstream) {
     )
     .await;
     assert!(matches!(named.status.as_u16(), 400 | 401), "{named:?}");
-    let first = get(&proxy.url("/limited/1"), &[("x-api-key", READER_KEY)]).await;
+    let first = plain_get(&proxy.url("/limited/1"), &[("x-api-key", READER_KEY)]).await;
     assert_eq!(first.status, 200);
-    let limited = get(&proxy.url("/limited/1"), &[("x-api-key", READER_KEY)]).await;
+    let limited = plain_get(&proxy.url("/limited/1"), &[("x-api-key", READER_KEY)]).await;
     assert_eq!(limited.status, 429, "{limited:?}");
     assert!(limited
         .header("retry-after")

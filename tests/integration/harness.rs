@@ -676,6 +676,29 @@ impl TestClient {
     }
 }
 
+/// A GET over plain HTTP/1.1 (forward-auth listener, front proxies).
+pub async fn plain_get(url: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut req = Request::get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let response = tokio::time::timeout(
+        CLIENT_TIMEOUT,
+        client.request(req.body(Full::new(Bytes::new())).expect("request")),
+    )
+    .await
+    .expect("answered in time")
+    .expect("answered");
+    let (parts, body) = response.into_parts();
+    Reply {
+        status: parts.status,
+        version: parts.version,
+        headers: parts.headers,
+        body: body.collect().await.expect("body").to_bytes(),
+    }
+}
+
 /// A plain-HTTP call to the admin listener.
 pub async fn admin_call(
     gw: &Gateway,
