@@ -120,6 +120,11 @@ fn readiness(state: &GatewayState) -> AdminResponse {
         .into_iter()
         .map(|issuer| format!("jwks:{issuer}"))
         .collect();
+    if let Some(sessions) = &state.snapshot.load().auth.sessions {
+        if sessions.endpoints().is_none() {
+            failing.push(format!("oidc:{}", sessions.provider));
+        }
+    }
     if !failing.is_empty() {
         failing.sort();
         return json_response(

@@ -54,6 +54,30 @@ pub enum GatewayError {
         scopes: std::sync::Arc<str>,
     },
     NotFound,
+    /// A navigation without a session on a route that accepts one: 302 to
+    /// the provider, with the sealed login-state cookie.
+    SignIn {
+        location: HeaderValue,
+        login_cookie: crate::secret::Secret<HeaderValue>,
+    },
+    /// A session cookie that is no credential (any more): ended, unknown,
+    /// revoked, or its refresh failed. The session cookie is expired.
+    SessionEnded {
+        reason: Reason,
+        expire_cookie: HeaderValue,
+    },
+    /// The sign-in callback refused (docs/sign-in.md).
+    LoginFailed {
+        reason: Reason,
+    },
+    /// An unsafe method authenticated by the session cookie from another origin.
+    CrossSite,
+    /// A CORS preflight from an origin not listed for the route.
+    PreflightRefused,
+    /// Something sign-in needs is unreachable (the provider, the session store).
+    Unavailable {
+        reason: Reason,
+    },
     /// A forward-auth check from a peer outside `forward_auth.trusted`.
     UntrustedPeer,
     PayloadTooLarge,
@@ -79,6 +103,7 @@ pub enum Decision {
     NotFound,
     BadRequest,
     UpstreamError,
+    Unavailable,
 }
 
 impl Decision {
@@ -92,6 +117,7 @@ impl Decision {
             Decision::NotFound => "not_found",
             Decision::BadRequest => "bad_request",
             Decision::UpstreamError => "upstream_error",
+            Decision::Unavailable => "unavailable",
         }
     }
 }
@@ -120,6 +146,12 @@ impl GatewayError {
             GatewayError::InvalidCredential { .. } => StatusCode::UNAUTHORIZED,
             GatewayError::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             GatewayError::NotFound => StatusCode::NOT_FOUND,
+            GatewayError::SignIn { .. } => StatusCode::FOUND,
+            GatewayError::SessionEnded { .. } => StatusCode::UNAUTHORIZED,
+            GatewayError::LoginFailed { .. } => StatusCode::UNAUTHORIZED,
+            GatewayError::CrossSite => StatusCode::FORBIDDEN,
+            GatewayError::PreflightRefused => StatusCode::FORBIDDEN,
+            GatewayError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::UntrustedPeer => StatusCode::FORBIDDEN,
             GatewayError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -138,6 +170,12 @@ impl GatewayError {
             GatewayError::InvalidCredential { .. } => "invalid_token",
             GatewayError::InsufficientScope { .. } => "insufficient_scope",
             GatewayError::NotFound => "not_found",
+            GatewayError::SignIn { .. } => "sign_in_required",
+            GatewayError::SessionEnded { .. } => "unauthorized",
+            GatewayError::LoginFailed { .. } => "login_failed",
+            GatewayError::CrossSite => "forbidden",
+            GatewayError::PreflightRefused => "forbidden",
+            GatewayError::Unavailable { .. } => "service_unavailable",
             GatewayError::UntrustedPeer => "forbidden",
             GatewayError::PayloadTooLarge => "payload_too_large",
             GatewayError::RequestTimeout => "request_timeout",
@@ -155,6 +193,12 @@ impl GatewayError {
             GatewayError::InvalidCredential { .. } => Decision::InvalidToken,
             GatewayError::InsufficientScope { .. } => Decision::Forbidden,
             GatewayError::NotFound => Decision::NotFound,
+            GatewayError::SignIn { .. } => Decision::Unauthenticated,
+            GatewayError::SessionEnded { .. } => Decision::Unauthenticated,
+            GatewayError::LoginFailed { .. } => Decision::Unauthenticated,
+            GatewayError::CrossSite => Decision::Forbidden,
+            GatewayError::PreflightRefused => Decision::Forbidden,
+            GatewayError::Unavailable { .. } => Decision::Unavailable,
             GatewayError::UntrustedPeer => Decision::Forbidden,
             GatewayError::PayloadTooLarge => Decision::BadRequest,
             GatewayError::RequestTimeout => Decision::BadRequest,
@@ -173,6 +217,12 @@ impl GatewayError {
             GatewayError::InvalidCredential { reason, .. } => *reason,
             GatewayError::InsufficientScope { reason, .. } => *reason,
             GatewayError::NotFound => Reason::NoRoute,
+            GatewayError::SignIn { .. } => Reason::SignInRedirect,
+            GatewayError::SessionEnded { reason, .. } => *reason,
+            GatewayError::LoginFailed { reason } => *reason,
+            GatewayError::CrossSite => Reason::CrossSiteRequest,
+            GatewayError::PreflightRefused => Reason::CorsOriginNotAllowed,
+            GatewayError::Unavailable { reason } => *reason,
             GatewayError::UntrustedPeer => Reason::UntrustedPeer,
             GatewayError::PayloadTooLarge => Reason::BodyTooLarge,
             GatewayError::RequestTimeout => Reason::BodyTimeout,
@@ -196,6 +246,17 @@ impl GatewayError {
                 _ => "The credential lacks a scope this route requires.",
             },
             GatewayError::NotFound => "No route matches this request.",
+            GatewayError::SignIn { .. } => "Sign in at the identity provider.",
+            GatewayError::SessionEnded { .. } => "The session has ended; sign in again.",
+            GatewayError::LoginFailed { .. } => "Sign-in failed; start again.",
+            GatewayError::CrossSite => {
+                "A request changing state must come from this site's own pages."
+            }
+            GatewayError::PreflightRefused => "This origin may not call this route.",
+            GatewayError::Unavailable { reason } => match reason {
+                Reason::SessionStoreUnavailable => "The session store cannot be reached.",
+                _ => "The identity provider cannot be reached.",
+            },
             GatewayError::UntrustedPeer => "This listener answers only trusted front proxies.",
             GatewayError::PayloadTooLarge => "The request body is larger than allowed.",
             GatewayError::RequestTimeout => "The request body stalled.",
@@ -247,9 +308,31 @@ impl GatewayError {
             GatewayError::RateLimited { retry_after_secs } => {
                 headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs.max(&1)));
             }
+            GatewayError::SignIn {
+                location,
+                login_cookie,
+            } => {
+                headers.insert(http::header::LOCATION, location.clone());
+                headers.append(http::header::SET_COOKIE, login_cookie.expose().clone());
+                headers.insert(
+                    http::header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                );
+            }
+            GatewayError::SessionEnded { expire_cookie, .. } => {
+                headers.append(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"authgate\""),
+                );
+                headers.append(http::header::SET_COOKIE, expire_cookie.clone());
+            }
             GatewayError::BadRequest { .. }
             | GatewayError::HeadersTooLarge
             | GatewayError::NotFound
+            | GatewayError::LoginFailed { .. }
+            | GatewayError::CrossSite
+            | GatewayError::PreflightRefused
+            | GatewayError::Unavailable { .. }
             | GatewayError::UntrustedPeer
             | GatewayError::PayloadTooLarge
             | GatewayError::RequestTimeout

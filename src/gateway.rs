@@ -178,14 +178,6 @@ pub async fn serve(
 /// The live state for the first policy: services built once and carried
 /// across every reload after it.
 async fn build_state(snapshot: snapshot::Snapshot) -> Result<Arc<GatewayState>, StartError> {
-    let auth_services = auth::AuthServices::default();
-    // Readiness waits for the keys: fetch them before the first connection.
-    auth_services.adopt(&snapshot.auth, None).await?;
-    let tls_config = tls::server_config(&snapshot.server.tls)?;
-    let access_log =
-        access_log::AccessLog::start(&snapshot.access_log).map_err(StartError::AccessLog)?;
-    let forwarder = forward::Forwarder::new(&snapshot.upstream)?;
-    let revocations = Arc::new(revocation::RevocationStore::default());
     let redis = match &snapshot.redis_url {
         Some(url) => {
             let backend =
@@ -195,6 +187,22 @@ async fn build_state(snapshot: snapshot::Snapshot) -> Result<Arc<GatewayState>, 
         }
         None => None,
     };
+    let auth_services = auth::AuthServices {
+        sessions: auth::session::SessionServices::new(redis.clone()),
+        ..auth::AuthServices::default()
+    };
+    // Readiness waits for the keys: fetch them before the first connection.
+    auth_services.adopt(&snapshot.auth, None).await?;
+    if let Some(sessions) = &snapshot.auth.sessions {
+        if sessions.endpoints().is_none() {
+            tracing::error!(provider = %sessions.provider, "the OpenID provider's discovery document or keys could not be read; sign-in is unavailable and /readyz says not_ready until they are");
+        }
+    }
+    let tls_config = tls::server_config(&snapshot.server.tls)?;
+    let access_log =
+        access_log::AccessLog::start(&snapshot.access_log).map_err(StartError::AccessLog)?;
+    let forwarder = forward::Forwarder::new(&snapshot.upstream)?;
+    let revocations = Arc::new(revocation::RevocationStore::default());
     let limits = ratelimit::RateLimits::default().with_redis(redis.clone());
     limits.adopt(&snapshot.limits);
     let shared_snapshot: snapshot::SharedSnapshot = Arc::new(ArcSwap::from_pointee(snapshot));

@@ -52,6 +52,10 @@ pub struct Metrics {
     pub jwks_refreshes: Family<IssuerResultLabels, Counter>,
     pub token_verifications: Family<IssuerLabels, Counter>,
     pub reloads: Family<ResultLabels, Counter>,
+    /// Sign-ins, session refreshes and logouts, by result.
+    pub sign_ins: Family<ResultLabels, Counter>,
+    pub session_refreshes: Family<ResultLabels, Counter>,
+    pub logouts: Family<ResultLabels, Counter>,
     pub open_connections: Gauge,
 }
 
@@ -73,6 +77,9 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         jwks_refreshes: Family::default(),
         token_verifications: Family::default(),
         reloads: Family::default(),
+        sign_ins: Family::default(),
+        session_refreshes: Family::default(),
+        logouts: Family::default(),
         open_connections: Gauge::default(),
     };
     registry.register(
@@ -119,6 +126,21 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "policy_reloads",
         "Policy reloads by result",
         m.reloads.clone(),
+    );
+    registry.register(
+        "sign_ins",
+        "Sign-in callbacks by result (ok, or the refusal reason)",
+        m.sign_ins.clone(),
+    );
+    registry.register(
+        "session_refreshes",
+        "Session refreshes at the provider's token endpoint by result",
+        m.session_refreshes.clone(),
+    );
+    registry.register(
+        "logouts",
+        "Logouts by result (ok, no_session)",
+        m.logouts.clone(),
     );
     registry.register(
         "open_connections",
@@ -170,7 +192,11 @@ pub fn observe_request(done: &FinishedRequest<'_>) {
                 .get_or_create(&ReasonLabels { reason })
                 .inc();
         }
-        Decision::Allowed | Decision::Forbidden | Decision::NotFound | Decision::BadRequest => {}
+        Decision::Allowed
+        | Decision::Forbidden
+        | Decision::NotFound
+        | Decision::BadRequest
+        | Decision::Unavailable => {}
     }
 }
 
@@ -181,6 +207,31 @@ pub fn token_verified(issuer: &str) {
         .get_or_create(&IssuerLabels {
             issuer: issuer.to_string(),
         })
+        .inc();
+}
+
+/// A sign-in callback: `ok`, or the reason it was refused.
+pub fn sign_in(result: &'static str) {
+    METRICS
+        .sign_ins
+        .get_or_create(&ResultLabels { result })
+        .inc();
+}
+
+/// A refresh grant at the provider.
+pub fn session_refresh(ok: bool) {
+    let result = if ok { "ok" } else { "error" };
+    METRICS
+        .session_refreshes
+        .get_or_create(&ResultLabels { result })
+        .inc();
+}
+
+/// A logout: `ok` (a session ended) or `no_session`.
+pub fn logout(result: &'static str) {
+    METRICS
+        .logouts
+        .get_or_create(&ResultLabels { result })
         .inc();
 }
 

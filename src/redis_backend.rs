@@ -43,6 +43,10 @@ end
 return {1, math.floor((tau - (new_tat - now)) / interval), new_tat - now, 0}
 ";
 
+/// Redis could not answer a call in time (or is in an outage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unreachable;
+
 pub struct RedisBackend {
     client: redis::Client,
     conn: ArcSwapOption<ConnectionManager>,
@@ -187,6 +191,60 @@ impl RedisBackend {
                 ceil_secs(Duration::from_micros(retry_us.max(0) as u64)).max(1)
             },
         })
+    }
+
+    /// Runs one command of the shared sign-in records; `Err` when Redis
+    /// cannot answer (the outage is marked and logged once).
+    async fn shared<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+        what: &str,
+    ) -> Result<T, Unreachable> {
+        let mut conn = self.connection().ok_or(Unreachable)?;
+        let result = tokio::time::timeout(REDIS_TIMEOUT, cmd.query_async::<T>(&mut conn)).await;
+        self.settle(result, what).ok_or(Unreachable)
+    }
+
+    /// The value under `key`, its lifetime renewed to `keep_secs` (GETEX).
+    pub async fn take_alive(
+        &self,
+        key: &str,
+        keep_secs: u64,
+    ) -> Result<Option<Vec<u8>>, Unreachable> {
+        let mut cmd = redis::cmd("GETEX");
+        cmd.arg(format!("{KEY_PREFIX}{key}"))
+            .arg("EX")
+            .arg(keep_secs.max(1));
+        self.shared(&cmd, "session read").await
+    }
+
+    /// Stores `value` under `key` for `secs`.
+    pub async fn put_for(&self, key: &str, value: &[u8], secs: u64) -> Result<(), Unreachable> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(format!("{KEY_PREFIX}{key}"))
+            .arg(value)
+            .arg("EX")
+            .arg(secs.max(1));
+        self.shared(&cmd, "session write").await
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), Unreachable> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(format!("{KEY_PREFIX}{key}"));
+        self.shared::<i64>(&cmd, "session delete").await.map(|_| ())
+    }
+
+    /// Sets `key` only if it is absent (SET NX PX): true for the one caller
+    /// that claimed it, in any replica.
+    pub async fn claim(&self, key: &str, millis: u64) -> Result<bool, Unreachable> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(format!("{KEY_PREFIX}{key}"))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis.max(1));
+        let answer: Option<String> = self.shared(&cmd, "session claim").await?;
+        Ok(answer.is_some())
     }
 
     fn revocation_key(entry: &Revocation) -> (String, String, u64) {

@@ -30,6 +30,8 @@ pub struct Snapshot {
     pub upstream: UpstreamSettings,
     pub auth: AuthPolicy,
     pub routes: RouteTable,
+    /// Answers to browser apps on other origins (docs/policy.md `cors`).
+    pub cors: crate::pipeline::cors::CorsPolicy,
     pub access_log: AccessLogSettings,
     pub admin: Option<AdminSettings>,
     /// The decision listener for a front proxy (docs/forward-auth.md).

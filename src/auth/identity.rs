@@ -16,10 +16,12 @@ pub enum Kind {
     ApiKey,
     Jwt,
     Introspection,
+    /// A browser session from OpenID Connect sign-in (docs/sign-in.md).
+    Session,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::ApiKey, Kind::Jwt, Kind::Introspection];
+    pub const ALL: [Kind; 4] = [Kind::ApiKey, Kind::Jwt, Kind::Introspection, Kind::Session];
 
     /// The wire name: policy files, `X-Auth-Method`, the access log.
     pub fn as_str(self) -> &'static str {
@@ -27,6 +29,7 @@ impl Kind {
             Kind::ApiKey => "api_key",
             Kind::Jwt => "jwt",
             Kind::Introspection => "introspection",
+            Kind::Session => "session",
         }
     }
 }
@@ -37,11 +40,12 @@ pub struct KindSet {
     pub api_key: bool,
     pub jwt: bool,
     pub introspection: bool,
+    pub session: bool,
 }
 
 impl KindSet {
     pub fn is_empty(&self) -> bool {
-        !(self.api_key || self.jwt || self.introspection)
+        !(self.api_key || self.jwt || self.introspection || self.session)
     }
 
     /// Bearer tokens are JWTs or opaque tokens.
@@ -55,6 +59,7 @@ impl KindSet {
             api_key: self.api_key && other.api_key,
             jwt: self.jwt && other.jwt,
             introspection: self.introspection && other.introspection,
+            session: self.session && other.session,
         }
     }
 
@@ -63,6 +68,7 @@ impl KindSet {
             Kind::ApiKey => self.api_key,
             Kind::Jwt => self.jwt,
             Kind::Introspection => self.introspection,
+            Kind::Session => self.session,
         }
     }
 }

@@ -178,6 +178,9 @@ pub struct RemoteKeys {
     pub spec: RemoteSpec,
     client: FetchClient,
     keys: ArcSwap<KeySet>,
+    /// The last discovery document that named good keys (OIDC sign-in reads
+    /// the provider's endpoints from it).
+    discovery: arc_swap::ArcSwapOption<serde_json::Value>,
     last_fetch: Mutex<Option<Instant>>,
     fetch_lock: tokio::sync::Mutex<()>,
     clock: Arc<dyn Clock>,
@@ -197,6 +200,7 @@ impl RemoteKeys {
             spec,
             client,
             keys: ArcSwap::from_pointee(KeySet::default()),
+            discovery: arc_swap::ArcSwapOption::empty(),
             last_fetch: Mutex::new(None),
             fetch_lock: tokio::sync::Mutex::new(()),
             clock,
@@ -211,21 +215,31 @@ impl RemoteKeys {
         !self.keys.load().keys.is_empty()
     }
 
+    /// The provider's discovery document, once a fetch brought good keys.
+    pub fn discovery(&self) -> Option<Arc<serde_json::Value>> {
+        self.discovery.load_full()
+    }
+
     async fn download(&self) -> Result<KeySet, String> {
-        let jwks_uri = match &self.spec.source {
-            RemoteSource::Jwks(uri) => uri.clone(),
+        let (jwks_uri, discovery) = match &self.spec.source {
+            RemoteSource::Jwks(uri) => (uri.clone(), None),
             RemoteSource::Discovery(uri) => {
                 let doc = fetch::get(&self.client, uri)
                     .await
                     .map_err(|e| format!("discovery document: {e}"))?;
-                discovered_jwks_uri(&doc, &self.spec.issuer, uri)?
+                let jwks_uri = discovered_jwks_uri(&doc, &self.spec.issuer, uri)?;
+                (jwks_uri, serde_json::from_slice(&doc).ok())
             }
         };
         let doc = fetch::get(&self.client, &jwks_uri)
             .await
             .map_err(|e| format!("JWKS: {e}"))?;
         let generation = self.keys.load().generation;
-        KeySet::from_jwks(&doc, generation)
+        let set = KeySet::from_jwks(&doc, generation)?;
+        if let Some(discovery) = discovery {
+            self.discovery.store(Some(Arc::new(discovery)));
+        }
+        Ok(set)
     }
 
     /// Fetches now. On failure the last good set stays.

@@ -100,6 +100,60 @@ impl Issuer {
         }
     }
 
+    /// A token of this issuer, checked: its algorithm, claim types and
+    /// required claims, its signature with this issuer's own keys, its time
+    /// claims. `header` and `claims` come from `pre_read` of the same token.
+    async fn check(
+        &self,
+        token: &str,
+        header: &Map<String, Value>,
+        alg: Algorithm,
+        claims: Map<String, Value>,
+        now: u64,
+    ) -> Result<Verified, GatewayError> {
+        let Some((_, validation)) = self.validations.iter().find(|(a, _)| *a == alg) else {
+            return Err(invalid(
+                Reason::AlgNotAllowed,
+                "The token's algorithm is not allowed.",
+            ));
+        };
+        check_claim_types(&claims)?;
+        check_required(&claims, &self.required)?;
+        let kid = header.get("kid").and_then(Value::as_str);
+        let keys = self.key_for(kid, alg).await?;
+        // `key_for` found it in this very set.
+        let key = keys.find(kid, alg).ok_or_else(malformed)?;
+        crate::metrics::token_verified(&self.issuer);
+        jsonwebtoken::decode::<Value>(token, &key.key, validation)
+            .map_err(|e| map_error(e.kind()))?;
+        let iat = self.check_times(&claims, now)?;
+        let exp = numeric_date(&claims, "exp")?;
+        Ok(Verified {
+            claims,
+            iat,
+            exp,
+            generation: keys.generation,
+        })
+    }
+
+    /// Verifies a token that must come from this issuer (an ID token at
+    /// sign-in): the same checks as a bearer JWT, without the cache.
+    pub async fn verify_own(&self, token: &str) -> Result<Verified, GatewayError> {
+        let (header, alg, claims) = pre_read(token)?;
+        if claims.get("iss").and_then(Value::as_str) != Some(&*self.issuer) {
+            return Err(invalid(
+                Reason::UnknownIssuer,
+                "The token's issuer is not trusted.",
+            ));
+        }
+        self.check(token, &header, alg, claims, unix_now()).await
+    }
+
+    /// The scopes `scope_claim` grants in `claims`.
+    pub fn scopes_in(&self, claims: &Map<String, Value>) -> Result<Vec<Arc<str>>, GatewayError> {
+        scopes_of(claims, &self.scope_claim)
+    }
+
     /// The time rules jsonwebtoken leaves to us: an `iat` in the future, and
     /// `max_lifetime`. Returns `iat`.
     fn check_times(
@@ -135,6 +189,15 @@ impl Issuer {
         }
         Ok(iat)
     }
+}
+
+/// A token whose signature and claims passed.
+pub struct Verified {
+    pub claims: Map<String, Value>,
+    pub iat: Option<u64>,
+    pub exp: Option<u64>,
+    /// The generation of the key set that verified it.
+    pub generation: u64,
 }
 
 /// All issuers, by their exact `iss`.
@@ -180,29 +243,16 @@ impl JwtVerifier {
             .and_then(Value::as_str)
             .and_then(|iss| self.issuers.get(iss))
             .ok_or_else(|| invalid(Reason::UnknownIssuer, "The token's issuer is not trusted."))?;
-        let Some((_, validation)) = issuer.validations.iter().find(|(a, _)| *a == alg) else {
-            return Err(invalid(
-                Reason::AlgNotAllowed,
-                "The token's algorithm is not allowed.",
-            ));
-        };
-        check_claim_types(&claims)?;
-        check_required(&claims, &issuer.required)?;
-
-        let kid = header.get("kid").and_then(Value::as_str);
-        let keys = issuer.key_for(kid, alg).await?;
-        // `key_for` found it in this very set.
-        let key = keys.find(kid, alg).ok_or_else(malformed)?;
-        crate::metrics::token_verified(&issuer.issuer);
-        jsonwebtoken::decode::<Value>(token, &key.key, validation)
-            .map_err(|e| map_error(e.kind()))?;
-
-        let iat = issuer.check_times(&claims, now)?;
+        let Verified {
+            claims,
+            iat,
+            exp,
+            generation,
+        } = issuer.check(token, &header, alg, claims, now).await?;
         let subject = claims
             .get(&issuer.subject_claim)
             .and_then(Value::as_str)
             .ok_or_else(|| invalid(Reason::MissingClaim, "The token has no subject."))?;
-        let exp = numeric_date(&claims, "exp")?;
         let identity = Arc::new(
             IdentityParts {
                 method: Kind::Jwt,
@@ -228,7 +278,7 @@ impl JwtVerifier {
         cache.insert(
             digest,
             identity.clone(),
-            (issuer.fingerprint, keys.generation),
+            (issuer.fingerprint, generation),
             valid_until,
             now,
         );

@@ -8,6 +8,7 @@ pub mod introspection;
 pub mod jwks;
 pub mod jwks_registry;
 pub mod jwt;
+pub mod session;
 pub mod token_cache;
 
 use crate::error::{GatewayError, Reason, Scheme};
@@ -135,6 +136,8 @@ pub struct AuthPolicy {
     pub api_keys: api_key::ApiKeyIndex,
     pub jwt: jwt::JwtVerifier,
     pub introspection: introspection::Introspector,
+    /// Browser sign-in (docs/sign-in.md), when `sessions` is configured.
+    pub sessions: Option<session::SessionPolicy>,
 }
 
 impl AuthPolicy {
@@ -179,6 +182,8 @@ pub struct AuthServices {
     /// Verified JWTs and introspection answers; entries outlive reloads
     /// that leave what made them as it was.
     pub token_cache: token_cache::TokenCache,
+    /// Browser sessions and the sign-ins in progress.
+    pub sessions: session::SessionServices,
 }
 
 impl AuthServices {
@@ -192,10 +197,12 @@ impl AuthServices {
         next: &AuthPolicy,
         previous: Option<&AuthPolicy>,
     ) -> Result<(), crate::tls::CaBundleError> {
-        let jwks_cas = next.jwt.remote_keys().map(|r| r.spec.ca.as_deref());
+        let session_keys = next.sessions.as_ref().and_then(|s| s.remote_keys());
+        let remote_keys = || next.jwt.remote_keys().chain(session_keys);
+        let jwks_cas = remote_keys().map(|r| r.spec.ca.as_deref());
         let introspection_cas = next.introspection.endpoints.iter().map(|e| e.ca.as_deref());
         self.clients.adopt(jwks_cas.chain(introspection_cas))?;
-        self.jwks.adopt(next.jwt.remote_keys(), &self.clients).await;
+        self.jwks.adopt(remote_keys(), &self.clients).await;
         self.token_cache.set_capacity(next.jwt.cache_capacity);
         if let Some(previous) = previous {
             // Cached identities carry the claim headers of the old names.

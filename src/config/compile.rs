@@ -51,13 +51,18 @@ pub(super) fn compile(
         api_key: file.api_keys.is_some(),
         jwt: file.jwt.is_some(),
         introspection: file.introspection.is_some(),
+        session: file.sessions.is_some(),
     };
     let api_keys = super::keys::api_keys(file.api_keys.unwrap_or_default(), &identity, diag);
     let mut jwt = super::tokens::issuers(file.jwt.unwrap_or_default(), diag, &resolve, env);
     jwt.cache_capacity = token_cache_entries.unwrap_or(crate::auth::token_cache::DEFAULT_CAPACITY);
     let introspection =
         super::tokens::introspection(file.introspection.unwrap_or_default(), diag, &resolve, env);
+    let sessions = file.sessions.and_then(|f| {
+        super::sessions::sessions(f, &limits, redis_url.is_some(), diag, &resolve, env)
+    });
     let routes = super::routes::routes(file.routes, kinds, &limits, diag);
+    let cors = super::cors::cors(file.cors.unwrap_or_default(), &routes, diag);
     super::operations::check_limit_names(&api_keys, &jwt, &limits, diag);
     let access_log = super::server::access_log(file.access_log, diag, &resolve);
     Some(Snapshot {
@@ -69,8 +74,10 @@ pub(super) fn compile(
             api_keys,
             jwt,
             introspection,
+            sessions,
         },
         routes,
+        cors,
         access_log: access_log?,
         admin,
         forward_auth,

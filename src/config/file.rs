@@ -8,6 +8,8 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use super::file_browser::{CorsFile, SessionsFile};
+
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct FileConfig {
@@ -24,6 +26,10 @@ pub struct FileConfig {
     pub revocation: Option<RevocationFile>,
     pub routes: Vec<RouteFile>,
     pub access_log: AccessLogFile,
+    /// Browser sign-in with OpenID Connect (docs/sign-in.md). Absent: no sessions.
+    pub sessions: Option<SessionsFile>,
+    /// Browser apps on other origins (CORS). Absent: no cross-origin answers.
+    pub cors: Option<Vec<CorsFile>>,
 }
 
 /// `forward_auth`: the decision listener for a front proxy.
@@ -319,7 +325,7 @@ pub struct RouteFile {
     /// Listing `GET` also covers `HEAD`. Default: any method.
     pub methods: Option<Vec<String>>,
     /// `none`: public route, no credential needed (identity headers are still stripped). A list
-    /// names the credential kinds accepted here, from `api_key`, `jwt`, `introspection`. Default:
+    /// names the credential kinds accepted here, from `api_key`, `jwt`, `introspection`, `session`. Default:
     /// every kind the policy configures.
     #[schemars(schema_with = "route_auth_schema")]
     pub auth: Option<serde_yaml::Value>,
@@ -348,7 +354,7 @@ pub struct AccessLogFile {
 /// Keys `check` requires although serde fills them with a default (so that
 /// every missing one is reported, not only the first): the schema marks
 /// them required. Each is refused by `check` when missing.
-pub const REQUIRED_KEYS: [(&str, &[&str]); 6] = [
+pub const REQUIRED_KEYS: [(&str, &[&str]); 8] = [
     ("", &["upstream", "routes"]),
     ("ServerFile", &["tls"]),
     ("ApiKeyFile", &["id", "sha256"]),
@@ -358,6 +364,8 @@ pub const REQUIRED_KEYS: [(&str, &[&str]); 6] = [
         &["endpoint", "client_id", "client_secret_env"],
     ),
     ("RouteFile", &["path"]),
+    ("SessionsFile", &["provider", "client_id", "key_env"]),
+    ("CorsFile", &["origins"]),
 ];
 
 fn workers_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -376,7 +384,7 @@ fn route_auth_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "description": "`none`: public. Otherwise the credential kinds the route accepts. Default: every kind the policy configures.",
         "oneOf": [
             {"const": "none"},
-            {"type": "array", "items": {"enum": ["api_key", "jwt", "introspection"]}, "uniqueItems": true},
+            {"type": "array", "items": {"enum": ["api_key", "jwt", "introspection", "session"]}, "uniqueItems": true},
             {"type": "null"}
         ]
     })

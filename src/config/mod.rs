@@ -1,13 +1,16 @@
 //! parse → validate → compile. One `load` serves `check`, startup and reload.
 
 mod compile;
+mod cors;
 mod diagnostics;
 pub mod file;
+mod file_browser;
 mod keys;
 mod operations;
 pub mod positions;
 mod routes;
 mod server;
+mod sessions;
 mod tokens;
 pub mod units;
 mod values;

@@ -126,7 +126,7 @@ fn route_auth(
     path: &str,
     diag: &mut Diagnostics,
 ) -> Option<RouteAuth> {
-    let hint = "write `auth: none`, or a list of kinds from api_key, jwt, introspection";
+    let hint = "write `auth: none`, or a list of kinds from api_key, jwt, introspection, session";
     let kinds = match value {
         None => configured,
         Some(serde_yaml::Value::String(s)) if s == "none" => return Some(RouteAuth::None),
@@ -137,6 +137,7 @@ fn route_auth(
                     Some("api_key") => (&mut set.api_key, configured.api_key),
                     Some("jwt") => (&mut set.jwt, configured.jwt),
                     Some("introspection") => (&mut set.introspection, configured.introspection),
+                    Some("session") => (&mut set.session, configured.session),
                     _ => {
                         diag.error(
                             &format!("{path}[{j}]"),
@@ -159,7 +160,7 @@ fn route_auth(
     };
     if kinds.is_empty() {
         // Valid, so a route can be written before its first key: it answers 401.
-        diag.warning(path, "this route needs a credential but the policy configures no api_keys, jwt or introspection yet, so it answers 401 to everyone; add one, or make the route `auth: none`");
+        diag.warning(path, "this route needs a credential but the policy configures no api_keys, jwt, introspection or sessions yet, so it answers 401 to everyone; add one, or make the route `auth: none`");
     }
     Some(RouteAuth::Kinds(kinds))
 }

@@ -23,7 +23,7 @@ pub const MIN_HS_SECRET_BYTES: usize = 32;
 const CLAIMS_WE_CAN_REQUIRE: [&str; 7] = ["exp", "nbf", "iat", "sub", "iss", "aud", "jti"];
 
 /// Reads a secret from the environment variable the policy names.
-fn secret_from_env(
+pub(super) fn secret_from_env(
     var: &str,
     path: &str,
     min_len: usize,
@@ -76,7 +76,7 @@ pub(super) fn issuers(
     }
 }
 
-fn issuer(
+pub(super) fn issuer(
     f: IssuerFile,
     at: &dyn Fn(&str) -> String,
     diag: &mut Diagnostics,

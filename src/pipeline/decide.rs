@@ -6,11 +6,12 @@ use super::normalize;
 use super::route::{Route, RouteAuth};
 use crate::access_log::RequestRecord;
 use crate::auth::AuthServices;
-use crate::auth::{self, Identity, KindSet};
+use crate::auth::{self, session, Identity, KindSet};
 use crate::clock::unix_now;
 use crate::error::{GatewayError, Reason, Scheme};
 use crate::ratelimit::{Outcome, RateLimits};
 use crate::revocation::RevocationStore;
+use crate::secret::Secret;
 use crate::snapshot::Snapshot;
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::Version;
@@ -68,7 +69,7 @@ pub async fn decide<'a>(
     let identity = match &route.auth {
         RouteAuth::None => None,
         RouteAuth::Kinds(accepted) => {
-            Some(guarded_admit(ctx, route, *accepted, &parts.headers, record).await?)
+            Some(guarded_admit(ctx, route, *accepted, parts, record).await?)
         }
     };
     Ok(Admitted {
@@ -85,11 +86,11 @@ async fn guarded_admit(
     ctx: &mut RequestCtx<'_>,
     route: &Route,
     accepted: KindSet,
-    headers: &http::HeaderMap,
+    parts: &http::request::Parts,
     record: &mut RequestRecord,
 ) -> Result<Arc<Identity>, GatewayError> {
     let guard = ctx.snapshot.limits.failed_auth_per_ip;
-    let result = admit(ctx, route, accepted, headers, record, guard).await;
+    let result = admit(ctx, route, accepted, parts, record, guard).await;
     if let (Err(GatewayError::InvalidCredential { .. }), Some(guard)) = (&result, guard) {
         ctx.live
             .limits
@@ -106,11 +107,12 @@ async fn admit(
     ctx: &mut RequestCtx<'_>,
     route: &Route,
     accepted: KindSet,
-    headers: &http::HeaderMap,
+    parts: &http::request::Parts,
     record: &mut RequestRecord,
     guard: Option<crate::ratelimit::LimitSpec>,
 ) -> Result<Arc<Identity>, GatewayError> {
     let (snapshot, live) = (ctx.snapshot, ctx.live);
+    let headers = &parts.headers;
     // A route whose kinds are none of the configured ones admits nobody yet.
     let configured = snapshot.auth.kinds;
     if accepted.intersection(configured).is_empty() {
@@ -118,11 +120,10 @@ async fn admit(
             api_key_configured: configured.api_key,
         });
     }
-    let credential = auth::extract(headers, &snapshot.auth.api_keys.header)?.ok_or(
-        GatewayError::Unauthenticated {
-            api_key_configured: configured.api_key,
-        },
-    )?;
+    // A header credential takes precedence over a session cookie.
+    let Some(credential) = auth::extract(headers, &snapshot.auth.api_keys.header)? else {
+        return admit_session(ctx, route, accepted, parts, record).await;
+    };
     // Brute-force guard: an IP out of failed attempts is not heard.
     if let Some(guard) = guard {
         if let Some(retry_after_secs) = live.limits.ip_blocked(guard, record.client_ip).await {
@@ -151,6 +152,72 @@ async fn admit(
     record.subject = Some(identity.subject.clone());
     record.key_id.clone_from(&identity.key_id);
     check_caller(ctx, route, &identity, credential.scheme()).await?;
+    Ok(identity)
+}
+
+/// Step 4 by the session cookie, on a route that accepts sessions: a
+/// navigation without a valid session is sent to sign in; anything else
+/// gets a 401 (a script cannot follow a redirect to a login page).
+async fn admit_session(
+    ctx: &mut RequestCtx<'_>,
+    route: &Route,
+    accepted: KindSet,
+    parts: &http::request::Parts,
+    record: &mut RequestRecord,
+) -> Result<Arc<Identity>, GatewayError> {
+    let (snapshot, live) = (ctx.snapshot, ctx.live);
+    let no_credential = GatewayError::Unauthenticated {
+        api_key_configured: snapshot.auth.kinds.api_key,
+    };
+    let Some(sessions) = snapshot.auth.sessions.as_ref().filter(|_| accepted.session) else {
+        return Err(no_credential);
+    };
+    let host = super::headers::requested_host(parts);
+    let navigation = session::is_navigation(&parts.method, &parts.headers);
+    let sign_in = || match host {
+        Some(host) if navigation => {
+            let return_to = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            Some(sessions.start(host, return_to))
+        }
+        _ => None,
+    };
+    let Some(cookie) = session::cookies::find(&parts.headers, &sessions.cookie) else {
+        return Err(sign_in().unwrap_or(no_credential));
+    };
+    record.auth_method = Some(auth::Kind::Session.as_str());
+    let identity = match sessions
+        .authenticate(
+            &Secret::new(cookie),
+            &snapshot.auth.identity,
+            live.auth,
+            live.revocations,
+        )
+        .await
+    {
+        Ok(identity) => identity,
+        Err(session::Ended::StoreUnavailable) => {
+            return Err(GatewayError::Unavailable {
+                reason: Reason::SessionStoreUnavailable,
+            })
+        }
+        Err(session::Ended::Because(reason)) => {
+            return Err(sign_in().unwrap_or(GatewayError::SessionEnded {
+                reason,
+                expire_cookie: session::cookies::expire(&sessions.cookie),
+            }))
+        }
+    };
+    record.subject = Some(identity.subject.clone());
+    // Cross-site request forgery: a cookie rides along on any site's
+    // request, so a state-changing one must come from our own pages.
+    let safe = matches!(
+        parts.method,
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+    );
+    if !safe && !host.is_some_and(|h| session::same_origin(&parts.headers, h)) {
+        return Err(GatewayError::CrossSite);
+    }
+    check_caller(ctx, route, &identity, Scheme::Bearer).await?;
     Ok(identity)
 }
 
@@ -209,7 +276,7 @@ const STANDARD_METHODS: [&str; 9] = [
 /// Refuses what hyper accepts but a gateway must not pass on: `CONNECT`
 /// (no tunnels to arbitrary hosts) and an absolute-form target naming
 /// another host than `Host` (RFC 9112 §3.2.2: the two must not disagree).
-fn refuse_hostile_targets(req: &http::request::Parts) -> Result<(), GatewayError> {
+pub(super) fn refuse_hostile_targets(req: &http::request::Parts) -> Result<(), GatewayError> {
     if req.method == http::Method::CONNECT {
         return Err(GatewayError::bad_request(
             Reason::ConnectNotAllowed,

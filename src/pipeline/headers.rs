@@ -177,6 +177,18 @@ pub fn valid_request_id(value: &HeaderValue) -> Option<&str> {
 }
 
 /// Header bytes as they would stand on the wire (`name: value\r\n`).
+/// The host the caller asked for: HTTP/2's `:authority`, else `Host`.
+pub fn requested_host(parts: &http::request::Parts) -> Option<&str> {
+    match parts.uri.authority() {
+        Some(authority) => Some(authority.as_str()),
+        None => parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| h.parse::<http::uri::Authority>().is_ok()),
+    }
+}
+
 pub fn header_bytes(headers: &HeaderMap) -> usize {
     headers
         .iter()

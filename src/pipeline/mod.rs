@@ -3,10 +3,12 @@
 //! written exactly once, by the response body, whatever happened.
 
 pub mod check;
+pub mod cors;
 pub mod decide;
 pub mod headers;
 pub mod normalize;
 pub mod route;
+pub mod signin;
 
 pub use crate::state::GatewayState;
 
@@ -62,6 +64,10 @@ pub async fn handle(
     let mut record =
         RequestRecord::start(request_id, client_ip, &head, Some(conn.tls_version), "main");
     let trace = headers::TraceParent::of(&head.headers);
+    // Kept for the CORS headers of the answer, whatever it will be.
+    let origin = (!snapshot.cors.is_empty())
+        .then(|| head.headers.get(http::header::ORIGIN).cloned())
+        .flatten();
     record.trace_id = trace.trace_id().to_string();
     let req = Request::from_parts(head, body);
     let mut ctx = RequestCtx {
@@ -91,6 +97,14 @@ pub async fn handle(
     if let Some(outcome) = &rate_limit {
         outcome.headers(response.headers_mut());
     }
+    if let Some(origin) = &origin {
+        if record.reason != Some(Reason::CorsOriginNotAllowed) {
+            let route = record.route.as_deref();
+            snapshot
+                .cors
+                .decorate(origin, route, response.headers_mut());
+        }
+    }
     record.status = response.status().as_u16();
     let body = ResponseBody::new(payload, record, state.access_log.clone(), in_flight);
     response.map(|()| body)
@@ -109,6 +123,25 @@ async fn run(
         return Err(GatewayError::HeadersTooLarge);
     }
     let (mut parts, body) = req.into_parts();
+    // Answered before route matching: CORS preflights, the sign-in paths.
+    if !snapshot.cors.is_empty() && cors::is_preflight(&parts) {
+        decide::refuse_hostile_targets(&parts)?;
+        let mut response = Response::new(());
+        let (status, route) =
+            snapshot
+                .cors
+                .preflight(&snapshot.routes, &parts, response.headers_mut())?;
+        *response.status_mut() = status;
+        record.route = route;
+        let (parts, ()) = response.into_parts();
+        return Ok((parts, Payload::json(bytes::Bytes::new())));
+    }
+    if let Some(sessions) = &snapshot.auth.sessions {
+        if let Some(which) = sessions.own_path(parts.uri.path()) {
+            decide::refuse_hostile_targets(&parts)?;
+            return signin::answer(which, sessions, &state.auth, record, &parts).await;
+        }
+    }
     // 1–7. The decision.
     let admitted = decide::decide(ctx, record, &mut parts).await?;
     let mut req = Request::from_parts(parts, body);
@@ -198,6 +231,10 @@ fn prepare_upstream_request(
     headers::remove_hop_by_hop(headers);
     if !snapshot.upstream.pass_credentials {
         headers::strip_credentials(headers, &snapshot.auth.api_keys.header);
+    }
+    // The session cookie is a credential the upstream never sees, on any route.
+    if let Some(sessions) = &snapshot.auth.sessions {
+        crate::auth::session::cookies::strip(headers, |name| sessions.is_own_cookie(name));
     }
     // The upstream sees its own authority as Host; the caller's is in X-Forwarded-Host.
     headers.remove(HOST);
