@@ -64,8 +64,9 @@ pub async fn handle(
     let mut record =
         RequestRecord::start(request_id, client_ip, &head, Some(conn.tls_version), "main");
     let trace = headers::TraceParent::of(&head.headers);
-    // Kept for the CORS headers of the answer, whatever it will be.
-    let origin = (!snapshot.cors.is_empty())
+    // Kept for the CORS headers of the answer, whatever it will be (a
+    // preflight's answer is made whole by `cors::preflight`).
+    let origin = (!snapshot.cors.is_empty() && !cors::is_preflight(&head))
         .then(|| head.headers.get(http::header::ORIGIN).cloned())
         .flatten();
     record.trace_id = trace.trace_id().to_string();

@@ -208,6 +208,16 @@ async fn record(
             .body(Full::new(Bytes::new()))
             .expect("101");
     }
+    // `/cors…`: an upstream that answers CORS itself (the gateway replaces it).
+    if parts.uri.path().starts_with("/cors") {
+        return Response::builder()
+            .header("access-control-allow-origin", "*")
+            .header("access-control-allow-credentials", "true")
+            .header("access-control-expose-headers", "x-upstream-secret")
+            .header("vary", "Accept-Encoding")
+            .body(Full::new(Bytes::from_static(b"upstream ok")))
+            .expect("response");
+    }
     if parts.uri.path().starts_with("/huge-header") {
         return Response::builder()
             .header("x-huge", "h".repeat(100 * 1024))
@@ -309,6 +319,8 @@ impl Gateway {
             .arg(&path)
             .env("RUST_LOG", "debug")
             .env("AUTHGATE_TEST_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("AUTHGATE_TEST_SESSION_KEY", crate::oidc::SESSION_KEY)
+            .env("AUTHGATE_TEST_OIDC_SECRET", crate::oidc::CLIENT_SECRET)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -376,6 +388,8 @@ impl Gateway {
         );
         let env = |name: &str| match name {
             "AUTHGATE_TEST_ADMIN_TOKEN" => Some(ADMIN_TOKEN.to_string()),
+            "AUTHGATE_TEST_SESSION_KEY" => Some(crate::oidc::SESSION_KEY.to_string()),
+            "AUTHGATE_TEST_OIDC_SECRET" => Some(crate::oidc::CLIENT_SECRET.to_string()),
             other => std::env::var(other).ok(),
         };
         let loaded = authgate::config::load_str(&policy, &path, &env).expect("valid policy");

@@ -52,7 +52,7 @@ async fn revoke(gw: &Gateway, body: Value) -> (StatusCode, Value) {
 
 /// Replaces everything after the `server:` section of the policy and waits
 /// until the gateway has taken the reload.
-async fn reload_with(gw: &Gateway, rest: &str) {
+pub async fn reload_with(gw: &Gateway, rest: &str) {
     let path = gw.dir.path().join("gateway.yaml");
     let current = std::fs::read_to_string(&path).expect("policy");
     let server = &current[..current.find("upstream:").expect("an upstream section")];

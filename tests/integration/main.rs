@@ -1,6 +1,8 @@
 //! One integration-test binary (it links once, which matters on 2 cores).
 
+mod browser;
 mod cli;
+mod cors;
 mod explain;
 mod forward_auth;
 mod forwarding;
@@ -13,6 +15,7 @@ mod jwks_clock;
 mod lifecycle;
 mod limits;
 mod live_state;
+mod oidc;
 mod properties;
 mod readme;
 mod report;
@@ -20,4 +23,5 @@ mod requests;
 mod scale_out;
 mod schema;
 mod security;
+mod signin;
 mod tokens;
