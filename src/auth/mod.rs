@@ -187,6 +187,14 @@ pub struct AuthServices {
 }
 
 impl AuthServices {
+    /// The part sign-in and sessions reach.
+    pub fn session_services(&self) -> session::Services<'_> {
+        session::Services {
+            clients: &self.clients,
+            sessions: &self.sessions,
+        }
+    }
+
     /// Readies the services for `next` before it serves: clients for the CAs
     /// it names, its remote key sets bound (new ones fetched once, so
     /// readiness can wait for them), and what `previous` cached dropped

@@ -173,7 +173,10 @@ async fn admit_session(
         return Err(no_credential);
     };
     let host = super::headers::requested_host(parts);
-    let navigation = session::is_navigation(&parts.method, &parts.headers);
+    // Sign-in runs on the main listener, which answers the callback; a
+    // forward-auth check only judges the cookie.
+    let navigation =
+        record.listener == "main" && session::is_navigation(&parts.method, &parts.headers);
     let sign_in = || match host {
         Some(host) if navigation => {
             let return_to = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -189,7 +192,7 @@ async fn admit_session(
         .authenticate(
             &Secret::new(cookie),
             &snapshot.auth.identity,
-            live.auth,
+            live.auth.session_services(),
             live.revocations,
         )
         .await

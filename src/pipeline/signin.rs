@@ -52,7 +52,12 @@ pub async fn answer(
     let (response, body) = match (which, &parts.method) {
         (OwnPath::Callback, &Method::GET) => {
             let signed_in = sessions
-                .finish_sign_in(parts.uri.query(), &parts.headers, host, services)
+                .finish_sign_in(
+                    parts.uri.query(),
+                    &parts.headers,
+                    host,
+                    services.session_services(),
+                )
                 .await?;
             record.subject = Some(signed_in.subject.as_str().into());
             let mut response = redirect(StatusCode::SEE_OTHER, &signed_in.location)?;
@@ -72,7 +77,9 @@ pub async fn answer(
             if !same_origin(&parts.headers, host) {
                 return Err(GatewayError::CrossSite);
             }
-            let out = sessions.logout(&parts.headers, host, services).await?;
+            let out = sessions
+                .logout(&parts.headers, host, services.session_services())
+                .await?;
             record.subject = out.subject.as_deref().map(Into::into);
             let mut response = redirect(StatusCode::SEE_OTHER, &out.location)?;
             response.headers_mut().append(SET_COOKIE, out.expire_cookie);

@@ -5,10 +5,9 @@
 //! path is.
 
 use super::cookies::{self, random_token};
+use super::policy::{session_key, Services, SessionPolicy, LOGIN_STATE_LIFETIME};
 use super::provider;
 use super::store::SessionRecord;
-use super::{session_key, SessionPolicy, LOGIN_STATE_LIFETIME};
-use crate::auth::AuthServices;
 use crate::clock::unix_now;
 use crate::error::{GatewayError, Reason};
 use crate::secret::Secret;
@@ -185,7 +184,7 @@ impl SessionPolicy {
         query: Option<&str>,
         headers: &HeaderMap,
         host: &str,
-        services: &AuthServices,
+        services: Services<'_>,
     ) -> Result<SignedIn, GatewayError> {
         let mut code = None;
         let mut state = None;
@@ -301,7 +300,7 @@ impl SessionPolicy {
         &self,
         headers: &HeaderMap,
         host: &str,
-        services: &AuthServices,
+        services: Services<'_>,
     ) -> Result<LoggedOut, GatewayError> {
         let store = &services.sessions.store;
         let back = format!("https://{host}{}", self.post_logout_redirect);

@@ -6,7 +6,7 @@
 //! never by the value itself.
 
 use super::cookies::SealKey;
-use crate::auth::Identity;
+use crate::auth::identity::Identity;
 use crate::redis_backend::{RedisBackend, Unreachable};
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
