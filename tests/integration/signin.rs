@@ -414,6 +414,16 @@ async fn logout_ends_the_session_and_revokes_the_refresh_token_at_the_provider()
     assert_eq!(provider.count("refresh_revocations").await, 1);
     let after = api_get(&mut driver, &orders).await;
     assert_eq!(after.status, 401);
+    let (_, metrics) = admin_call(&gw, "GET", "/metrics", None, "").await;
+    for line in [
+        "authgate_sign_ins_total{result=\"ok\"}",
+        "authgate_logouts_total{result=\"ok\"}",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(line)),
+            "{line} missing from /metrics"
+        );
+    }
 }
 
 #[tokio::test]

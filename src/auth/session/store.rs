@@ -260,6 +260,23 @@ impl SessionStore {
         }
         if self.used_states.len() >= s.max_entries {
             self.used_states.retain(|_, until| *until > now);
+            if self.used_states.len() >= s.max_entries {
+                // Still full: forget the oldest half. The provider refuses a
+                // second use of a code anyway; this list is the second lock.
+                let mut by_age: Vec<([u8; 32], u64)> = self
+                    .used_states
+                    .iter()
+                    .map(|e| (*e.key(), *e.value()))
+                    .collect();
+                by_age.sort_by_key(|(_, until)| *until);
+                for (key, _) in by_age.into_iter().take(s.max_entries / 2 + 1) {
+                    self.used_states.remove(&key);
+                }
+                tracing::warn!(
+                    max_entries = s.max_entries,
+                    "too many sign-ins in 10 minutes: the oldest used login states were forgotten"
+                );
+            }
         }
         let until = now + lifetime.as_secs();
         Ok(match self.used_states.entry(*state_digest) {
