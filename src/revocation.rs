@@ -55,6 +55,10 @@ pub struct RevocationStore {
     subjects: DashMap<(String, String), u64>,
     /// Inserts one at a time, so the bound holds exactly.
     insert_lock: std::sync::Mutex<()>,
+    /// Whether either map may hold an entry: read by every request with a
+    /// token, where counting DashMap's shards would cost more than the check.
+    /// Set under `insert_lock`; cleared only by a purge that empties both.
+    populated: std::sync::atomic::AtomicBool,
 }
 
 impl RevocationStore {
@@ -85,12 +89,14 @@ impl RevocationStore {
                 *slot = (*slot).max(*before);
             }
         }
+        self.populated
+            .store(true, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 
     /// Whether the token is revoked at `now` (unix seconds).
     pub fn is_revoked(&self, iss: &str, sub: &str, facts: &TokenFacts, now: u64) -> bool {
-        if self.jtis.is_empty() && self.subjects.is_empty() {
+        if !self.populated.load(std::sync::atomic::Ordering::Acquire) {
             return false;
         }
         if let Some(jti) = &facts.jti {
@@ -116,6 +122,11 @@ impl RevocationStore {
         let keep = SUBJECT_ENTRY_LIFETIME.as_secs();
         self.subjects
             .retain(|_, before| before.saturating_add(keep) >= now);
+        let _no_insert_meanwhile = self.insert_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.jtis.is_empty() && self.subjects.is_empty() {
+            self.populated
+                .store(false, std::sync::atomic::Ordering::Release);
+        }
     }
 
     pub fn list(&self, now: u64) -> Vec<Revocation> {

@@ -172,13 +172,12 @@ async fn admit_session(
     let Some(sessions) = snapshot.auth.sessions.as_ref().filter(|_| accepted.session) else {
         return Err(no_credential);
     };
-    let host = super::headers::requested_host(parts);
+    let host = || super::headers::requested_host(parts);
     // Sign-in runs on the main listener, which answers the callback; a
     // forward-auth check only judges the cookie.
-    let navigation =
-        record.listener == "main" && session::is_navigation(&parts.method, &parts.headers);
-    let sign_in = || match host {
-        Some(host) if navigation => {
+    let main_listener = record.listener == "main";
+    let sign_in = || match host() {
+        Some(host) if main_listener && session::is_navigation(&parts.method, &parts.headers) => {
             let return_to = parts.uri.path_and_query().map_or("/", |p| p.as_str());
             Some(sessions.start(host, return_to))
         }
@@ -217,7 +216,7 @@ async fn admit_session(
         parts.method,
         http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
     );
-    if !safe && !host.is_some_and(|h| session::same_origin(&parts.headers, h)) {
+    if !safe && !host().is_some_and(|h| session::same_origin(&parts.headers, h)) {
         return Err(GatewayError::CrossSite);
     }
     check_caller(ctx, route, &identity, Scheme::Bearer).await?;

@@ -52,11 +52,11 @@ pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     match header("sec-fetch-mode") {
         Some(mode) => mode.eq_ignore_ascii_case("navigate"),
-        None => headers
-            .get_all(ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| v.to_ascii_lowercase().contains("text/html")),
+        None => headers.get_all(ACCEPT).iter().any(|v| {
+            v.as_bytes()
+                .windows(9)
+                .any(|w| w.eq_ignore_ascii_case(b"text/html"))
+        }),
     }
 }
 

@@ -8,12 +8,12 @@
 use super::cookies::SealKey;
 use crate::auth::identity::Identity;
 use crate::redis_backend::{RedisBackend, Unreachable};
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `sessions.store`.
@@ -64,7 +64,7 @@ pub struct Session {
     last_seen: AtomicU64,
     /// The identity built for a policy generation, so a request pays one
     /// hash and one lookup, like an API key.
-    identity: Mutex<Option<(u64, Arc<Identity>)>>,
+    identity: ArcSwapOption<(u64, Arc<Identity>)>,
 }
 
 impl Session {
@@ -72,7 +72,7 @@ impl Session {
         Session {
             record: ArcSwap::from_pointee(record),
             last_seen: AtomicU64::new(now),
-            identity: Mutex::new(None),
+            identity: ArcSwapOption::empty(),
         }
     }
 
@@ -86,20 +86,20 @@ impl Session {
         generation: u64,
         build: impl FnOnce(&SessionRecord) -> Result<Identity, E>,
     ) -> Result<Arc<Identity>, E> {
-        let mut cached = self.identity.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((g, identity)) = &*cached {
-            if *g == generation {
-                return Ok(identity.clone());
+        if let Some(cached) = &*self.identity.load() {
+            if cached.0 == generation {
+                return Ok(cached.1.clone());
             }
         }
         let identity = Arc::new(build(&self.record.load())?);
-        *cached = Some((generation, identity.clone()));
+        self.identity
+            .store(Some(Arc::new((generation, identity.clone()))));
         Ok(identity)
     }
 
     fn replace(&self, record: SessionRecord) {
         self.record.store(Arc::new(record));
-        *self.identity.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.identity.store(None);
     }
 }
 
@@ -175,11 +175,13 @@ impl SessionStore {
             return Ok(Lookup::Unknown);
         };
         let idle = now.saturating_sub(session.last_seen.load(Ordering::Relaxed));
-        if idle > s.idle_timeout.as_secs() || Self::too_old(s, &session.record(), now) {
+        if idle > s.idle_timeout.as_secs() || Self::too_old(s, &session.record.load(), now) {
             self.memory.remove(key);
             return Ok(Lookup::Expired);
         }
-        session.last_seen.store(now, Ordering::Relaxed);
+        if idle > 0 {
+            session.last_seen.store(now, Ordering::Relaxed);
+        }
         Ok(Lookup::Found(session))
     }
 
