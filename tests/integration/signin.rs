@@ -191,6 +191,17 @@ async fn a_person_signs_in_in_chromium_and_the_upstream_sees_them_never_their_to
         .get(&gw.url("/orders/7"), &[("cookie", &cookie)])
         .await;
     assert_eq!(after.status, 401, "the old session cookie is no credential");
+
+    // At the provider's sign-in form the person cancels: the provider sends
+    // `error` back, and the gateway refuses with no session.
+    browser.find("#abort").await.click().await.expect("cancel sign-in");
+    browser.wait_for_host("127.0.0.1").await;
+    assert!(browser.text().await.contains("login_failed"));
+    let cookies = browser.client.get_all_cookies().await.expect("cookies");
+    assert!(
+        !cookies.iter().any(|c| c.name() == "__Host-authgate"),
+        "a cancelled sign-in left a session cookie"
+    );
     browser.close().await;
 }
 
