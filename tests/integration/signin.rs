@@ -194,7 +194,12 @@ async fn a_person_signs_in_in_chromium_and_the_upstream_sees_them_never_their_to
 
     // At the provider's sign-in form the person cancels: the provider sends
     // `error` back, and the gateway refuses with no session.
-    browser.find("#abort").await.click().await.expect("cancel sign-in");
+    browser
+        .find("#abort")
+        .await
+        .click()
+        .await
+        .expect("cancel sign-in");
     browser.wait_for_host("127.0.0.1").await;
     assert!(browser.text().await.contains("login_failed"));
     let cookies = browser.client.get_all_cookies().await.expect("cookies");
@@ -216,6 +221,15 @@ async fn wrong_replayed_stale_or_refused_states_get_401_and_no_session() {
         .sign_in_until_callback(&gw.url("/orders/1"), "alice")
         .await;
     let jar_before = driver.jar.clone();
+
+    // A second tab signs in meanwhile, and finishes first: each sign-in has
+    // a login state of its own.
+    let second_tab = driver
+        .sign_in_until_callback(&gw.url("/orders/2"), "alice")
+        .await;
+    let done = driver.request("GET", &second_tab, &[], "").await;
+    assert_eq!(done.status, 303, "{done:?}");
+    assert_eq!(done.header("location").as_deref(), Some("/orders/2"));
 
     let refused = |reply: &Reply| {
         assert_eq!(reply.status, 401, "{reply:?}");
@@ -258,9 +272,39 @@ async fn wrong_replayed_stale_or_refused_states_get_401_and_no_session() {
         "state_mismatch"
     );
 
+    // A return path that would leave the site, sealed into a real sign-in's
+    // login state (only the gateway's key can do that): the callback still
+    // sends the browser home.
+    let seal = authgate::auth::session::cookies::SealKey::derive(SESSION_KEY.as_bytes());
+    let mut forger = SignInDriver::new(&gw, &provider);
+    let callback = forger
+        .sign_in_until_callback(&gw.url("/orders/3"), "alice")
+        .await;
+    let state = url::Url::parse(&callback)
+        .expect("callback URL")
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("state");
+    let name = format!("__Host-authgate-login-{state}");
+    let jar = forger
+        .jar
+        .get_mut(&gw.addr.to_string())
+        .expect("gateway cookies");
+    let sealed = jar.get(&name).cloned().expect("login cookie");
+    let plain = seal.open(name.as_bytes(), &sealed).expect("opens");
+    let mut login: serde_json::Value = serde_json::from_slice(&plain).expect("json");
+    login["return_to"] = "https://evil.example/".into();
+    jar.insert(
+        name.clone(),
+        seal.seal(name.as_bytes(), login.to_string().as_bytes()),
+    );
+    let home = forger.request("GET", &callback, &[], "").await;
+    assert_eq!(home.status, 303, "{home:?}");
+    assert_eq!(home.header("location").as_deref(), Some("/"));
+
     // A login state older than 10 minutes (sealed with the gateway's own
     // key, so only its age is wrong) and a tampered one.
-    let seal = authgate::auth::session::cookies::SealKey::derive(SESSION_KEY.as_bytes());
     let state = "staleStateValue0123456";
     let name = format!("__Host-authgate-login-{state}");
     let now = authgate::clock::unix_now();
@@ -484,18 +528,48 @@ async fn an_admin_revocation_of_the_subject_ends_the_session_at_once() {
 }
 
 #[tokio::test]
-async fn idle_sessions_end() {
+async fn sessions_end_when_idle_or_too_old_and_are_rate_limited_per_person() {
     let provider = provider_with(None);
     let upstream = Upstream::start().await;
-    let gw = gateway_for(&provider, &upstream, "  idle_timeout: 1s\n");
-    provider.register(&[&gw]).await;
-    let mut driver = SignInDriver::new(&gw, &provider);
-    driver.sign_in(&gw.url("/orders/1"), "alice").await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    let idle = api_get(&mut driver, &gw.url("/orders/1")).await;
-    assert_eq!(idle.status, 401);
+    let idle = gateway_for(&provider, &upstream, "  idle_timeout: 1s\n");
+    let old = gateway_for(&provider, &upstream, "  max_lifetime: 2s\n");
+    let limited = Gateway::in_process(&format!(
+        "upstream:\n  url: {}\nrate_limits:\n  limits:\n    people: {{rate: 2/min, burst: 2}}\n{}{ROUTES}",
+        upstream.url(),
+        sessions_section(&provider, "  rate_limit: people\n")
+    ));
+    provider.register(&[&idle, &old, &limited]).await;
+    let mut on_idle = SignInDriver::new(&idle, &provider);
+    on_idle.sign_in(&idle.url("/orders/1"), "alice").await;
+    let mut on_old = SignInDriver::new(&old, &provider);
+    on_old.sign_in(&old.url("/orders/1"), "alice").await;
+    let mut on_limited = SignInDriver::new(&limited, &provider);
+    on_limited.sign_in(&limited.url("/orders/1"), "alice").await;
+
+    // Two in the bucket; the sign-in's own landing took one.
+    let second = api_get(&mut on_limited, &limited.url("/orders/2")).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.header("ratelimit-limit").as_deref(), Some("2"));
+    let third = api_get(&mut on_limited, &limited.url("/orders/3")).await;
+    assert_eq!(third.status, 429);
+
+    // Used every half second, the old session still ends at its lifetime.
+    let mut used = Vec::new();
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        used.push(
+            api_get(&mut on_old, &old.url("/orders/1"))
+                .await
+                .status
+                .as_u16(),
+        );
+    }
+    assert_eq!(used[0], 200, "{used:?}");
+    assert_eq!(*used.last().expect("eight"), 401, "{used:?}");
+    let stale = api_get(&mut on_idle, &idle.url("/orders/1")).await;
+    assert_eq!(stale.status, 401);
     assert_eq!(
-        gw.log_for(&idle.request_id()).await["reason"],
+        idle.log_for(&stale.request_id()).await["reason"],
         "session_expired"
     );
 }

@@ -346,3 +346,69 @@ impl SessionStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(created: u64) -> SessionRecord {
+        SessionRecord {
+            subject: "alice".into(),
+            claims: Map::new(),
+            id_token: "t".into(),
+            refresh_token: None,
+            expires_at: created + 3600,
+            created,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_memory_store_is_bounded_and_evicts_the_longest_idle() {
+        let settings = StoreSettings {
+            backend: Backend::Memory,
+            idle_timeout: Duration::from_secs(3600),
+            max_lifetime: Duration::from_secs(7200),
+            max_entries: 4,
+        };
+        let seal = SealKey::derive(&[1u8; 32]);
+        let store = SessionStore::default();
+        for i in 0..4u8 {
+            let now = 1_000 + u64::from(i);
+            assert!(store
+                .create(&settings, &seal, &[i; 32], record(now), now)
+                .await
+                .is_ok());
+        }
+        // The first session was used last, so the second is the longest idle.
+        assert!(matches!(
+            store.load(&settings, &seal, &[0; 32], 1_010).await,
+            Ok(Lookup::Found(_))
+        ));
+        assert!(store
+            .create(&settings, &seal, &[9; 32], record(1_011), 1_011)
+            .await
+            .is_ok());
+        assert_eq!(store.in_memory(), 4);
+        assert!(matches!(
+            store.load(&settings, &seal, &[1; 32], 1_012).await,
+            Ok(Lookup::Unknown)
+        ));
+        assert!(matches!(
+            store.load(&settings, &seal, &[0; 32], 1_012).await,
+            Ok(Lookup::Found(_))
+        ));
+        // Past the idle timeout or the absolute lifetime: expired, and gone.
+        assert!(matches!(
+            store.load(&settings, &seal, &[9; 32], 1_011 + 3601).await,
+            Ok(Lookup::Expired)
+        ));
+        assert!(matches!(
+            store.load(&settings, &seal, &[9; 32], 1_011).await,
+            Ok(Lookup::Unknown)
+        ));
+        assert!(matches!(
+            store.load(&settings, &seal, &[0; 32], 1_000 + 7201).await,
+            Ok(Lookup::Expired)
+        ));
+    }
+}
