@@ -67,6 +67,30 @@ async fn route(req: Request<Incoming>, state: &GatewayState) -> AdminResponse {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => json_response(StatusCode::OK, json!({"status": "ok"})),
         (&Method::GET, "/readyz") => readiness(state),
+        (&Method::GET, "/" | "/stats") if !state.snapshot.load().collects_stats() => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "The dashboard is off (admin.dashboard: false).",
+        ),
+        (&Method::GET, "/") => {
+            let mut r = Response::new(Full::new(Bytes::from_static(
+                crate::dashboard::PAGE.as_bytes(),
+            )));
+            let headers = r.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            if let Ok(csp) = header::HeaderValue::from_str(&crate::dashboard::CSP) {
+                headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+            }
+            headers.insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("no-store"),
+            );
+            r
+        }
+        (&Method::GET, "/stats") => json_response(StatusCode::OK, stats(state)),
         (&Method::GET, "/metrics") => {
             let mut r = Response::new(Full::new(Bytes::from(crate::metrics::render())));
             r.headers_mut().insert(
@@ -110,6 +134,36 @@ async fn route(req: Request<Incoming>, state: &GatewayState) -> AdminResponse {
             "No such admin endpoint.",
         ),
     }
+}
+
+/// The dashboard's JSON: the window of statistics and the state of what
+/// the gateway depends on. Names only: no key, token or secret.
+fn stats(state: &GatewayState) -> serde_json::Value {
+    let mut body = state.stats.to_json(crate::clock::unix_now(), 5);
+    let mut dependencies: Vec<serde_json::Value> = state
+        .auth
+        .jwks
+        .states()
+        .into_iter()
+        .map(|(issuer, has_keys)| {
+            json!({"name": format!("JWKS {issuer}"), "ok": has_keys,
+                "state": if has_keys { "keys loaded" } else { "no keys" }})
+        })
+        .collect();
+    if let Some(sessions) = &state.snapshot.load().auth.sessions {
+        let ok = sessions.endpoints().is_some();
+        dependencies.push(
+            json!({"name": format!("OpenID provider {}", sessions.provider),
+            "ok": ok, "state": if ok { "discovered" } else { "unreachable" }}),
+        );
+    }
+    if let Some(redis) = &state.redis {
+        let ok = !redis.is_degraded();
+        dependencies.push(json!({"name": "Redis", "ok": ok,
+            "state": if ok { "reachable" } else { "unreachable" }}));
+    }
+    body["dependencies"] = serde_json::Value::Array(dependencies);
+    body
 }
 
 fn readiness(state: &GatewayState) -> AdminResponse {

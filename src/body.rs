@@ -139,6 +139,7 @@ pub struct ResponseBody {
     payload: Payload,
     bytes_out: u64,
     log: Option<(Box<RequestRecord>, AccessLog)>,
+    stats: Option<Arc<crate::stats::Stats>>,
     /// Held until the response is done; marks the connection busy for the idle timer.
     _in_flight: Option<crate::activity::InFlight>,
 }
@@ -148,12 +149,14 @@ impl ResponseBody {
         payload: Payload,
         record: Box<RequestRecord>,
         log: AccessLog,
+        stats: Option<Arc<crate::stats::Stats>>,
         in_flight: Option<crate::activity::InFlight>,
     ) -> Self {
         ResponseBody {
             payload,
             bytes_out: 0,
             log: Some((record, log)),
+            stats,
             _in_flight: in_flight,
         }
     }
@@ -170,9 +173,37 @@ impl ResponseBody {
                 upstream_ms: record.upstream_ms,
                 duration_secs: record.started.elapsed().as_secs_f64(),
             });
+            if let Some(stats) = &self.stats {
+                record_stats(stats, &record);
+            }
             log.write(&record);
         }
     }
+}
+
+/// The dashboard's view of a finished request.
+fn record_stats(stats: &crate::stats::Stats, record: &RequestRecord) {
+    let refused = !matches!(
+        record.decision,
+        crate::error::Decision::Allowed | crate::error::Decision::UpstreamError
+    );
+    let caller = match (&record.key_id, &record.subject) {
+        (Some(id), _) => Some(id.clone()),
+        (None, Some(subject)) => Some(subject.clone()),
+        // A refusal without a caller is charged to the client's address.
+        (None, None) if refused => Some(format!("ip:{}", record.client_ip).into()),
+        (None, None) => None,
+    };
+    stats.record(
+        &crate::stats::Finished {
+            route: record.route.as_ref(),
+            caller,
+            decision: record.decision,
+            reason: record.reason,
+            duration_ms: record.started.elapsed().as_secs_f64() * 1e3,
+        },
+        crate::clock::unix_now(),
+    );
 }
 
 impl Drop for ResponseBody {

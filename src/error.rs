@@ -107,6 +107,18 @@ pub enum Decision {
 }
 
 impl Decision {
+    pub const ALL: [Decision; 9] = [
+        Decision::Allowed,
+        Decision::Unauthenticated,
+        Decision::InvalidToken,
+        Decision::Forbidden,
+        Decision::RateLimited,
+        Decision::NotFound,
+        Decision::BadRequest,
+        Decision::UpstreamError,
+        Decision::Unavailable,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Decision::Allowed => "allowed",

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod body;
 pub mod clock;
 pub mod config;
+pub mod dashboard;
 pub mod echo;
 pub mod error;
 pub mod explain;
@@ -30,6 +31,7 @@ pub mod secret;
 pub mod server;
 pub mod snapshot;
 pub mod state;
+pub mod stats;
 pub mod tls;
 pub mod upgrade;
 

@@ -61,6 +61,15 @@ impl ForwardAuthSettings {
 pub struct AdminSettings {
     pub listen: SocketAddr,
     pub token: Option<crate::secret::Secret<String>>,
+    /// `admin.dashboard`: the page, `/stats`, and the collection behind them.
+    pub dashboard: bool,
+}
+
+impl Snapshot {
+    /// Whether requests feed the dashboard's window.
+    pub fn collects_stats(&self) -> bool {
+        self.admin.as_ref().is_some_and(|a| a.dashboard)
+    }
 }
 
 #[derive(Debug, Clone)]

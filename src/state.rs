@@ -19,6 +19,8 @@ pub struct GatewayState {
     pub redis: Option<Arc<crate::redis_backend::RedisBackend>>,
     pub forwarder: Forwarder,
     pub access_log: AccessLog,
+    /// The dashboard's window of the last 15 minutes.
+    pub stats: Arc<crate::stats::Stats>,
     pub request_ids: RequestIds,
     /// TLS settings for new handshakes; replaced on reload.
     pub tls: arc_swap::ArcSwap<rustls::ServerConfig>,

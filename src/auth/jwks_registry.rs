@@ -75,6 +75,20 @@ impl JwksRegistry {
         *self.live.lock().unwrap_or_else(|e| e.into_inner()) = next;
     }
 
+    /// Every remote key set: its issuer and whether it has keys (the dashboard).
+    pub fn states(&self) -> Vec<(String, bool)> {
+        let mut states: Vec<(String, bool)> = self
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|r| (r.spec.issuer.clone(), r.has_keys()))
+            .collect();
+        states.sort();
+        states.dedup();
+        states
+    }
+
     /// Issuers whose key set is still empty (for readiness).
     pub fn without_keys(&self) -> Vec<String> {
         self.live

@@ -115,6 +115,10 @@ pub struct TlsFile {
 pub struct AdminFile {
     /// Address of the admin listener. Default: `127.0.0.1:9090`.
     pub listen: Option<String>,
+    /// The dashboard: `GET /` (a page) and `GET /stats` (JSON) on the admin listener, fed by a
+    /// bounded window of the last 15 minutes. `false` stops the collection too. (An authgate
+    /// addition.) Default: `true`.
+    pub dashboard: Option<bool>,
     /// Variable holding the bearer token that the revocation API requires. The variable must be
     /// set and at least 16 bytes long, or the policy is invalid. Default: `AUTHGATE_ADMIN_TOKEN`.
     pub token_env: Option<String>,

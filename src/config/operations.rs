@@ -141,7 +141,11 @@ pub(super) fn admin(
             None
         }
     };
-    Some(AdminSettings { listen, token })
+    Some(AdminSettings {
+        listen,
+        token,
+        dashboard: f.dashboard.unwrap_or(true),
+    })
 }
 
 pub const DEFAULT_FORWARD_AUTH_LISTEN: &str = "127.0.0.1:9091";

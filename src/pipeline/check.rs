@@ -69,7 +69,12 @@ pub async fn handle_check<B>(
     }
     record.status = response.status().as_u16();
     let (parts, payload) = response.into_parts();
-    let body = ResponseBody::new(payload, record, state.access_log.clone(), None);
+    let stats = state
+        .snapshot
+        .load()
+        .collects_stats()
+        .then(|| state.stats.clone());
+    let body = ResponseBody::new(payload, record, state.access_log.clone(), stats, None);
     Response::from_parts(parts, body)
 }
 

@@ -107,7 +107,8 @@ pub async fn handle(
         }
     }
     record.status = response.status().as_u16();
-    let body = ResponseBody::new(payload, record, state.access_log.clone(), in_flight);
+    let stats = snapshot.collects_stats().then(|| state.stats.clone());
+    let body = ResponseBody::new(payload, record, state.access_log.clone(), stats, in_flight);
     response.map(|()| body)
 }
 

@@ -24,6 +24,9 @@ pub async fn reload(path: &Path, state: &GatewayState, worker: &PolicyWorker) {
         Ok(compiled) => compiled,
         Err(e) => {
             metrics::reload(false);
+            state
+                .stats
+                .reload_finished(false, e.to_string(), crate::clock::unix_now());
             tracing::error!("policy reload refused, the previous policy keeps serving:\n{e}");
             return;
         }
@@ -32,6 +35,9 @@ pub async fn reload(path: &Path, state: &GatewayState, worker: &PolicyWorker) {
     let new = &loaded.snapshot;
     if let Err(e) = state.auth.adopt(&new.auth, Some(&old.auth)).await {
         metrics::reload(false);
+        state
+            .stats
+            .reload_finished(false, e.to_string(), crate::clock::unix_now());
         tracing::error!("policy reload refused, the previous policy keeps serving: {e}");
         return;
     }
@@ -48,6 +54,9 @@ pub async fn reload(path: &Path, state: &GatewayState, worker: &PolicyWorker) {
     let retired = state.snapshot.swap(Arc::new(loaded.snapshot));
     worker.retire(retired);
     metrics::reload(true);
+    state
+        .stats
+        .reload_finished(true, "policy reloaded".into(), crate::clock::unix_now());
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }

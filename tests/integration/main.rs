@@ -3,6 +3,7 @@
 mod browser;
 mod cli;
 mod cors;
+mod dashboard;
 mod explain;
 mod forward_auth;
 mod forwarding;
