@@ -8,6 +8,8 @@
 #       (c) API key from a 10,000-key policy      (d) HS256 JWT
 #       (e) RS256 JWT, one token repeated         (f) RS256 JWT, a fresh token per request
 #       (g) nginx alone (TLS + proxy, no auth)    (h) nginx + authgate forward-auth, API key
+#       (i) API key as (c), with the dashboard's statistics off (admin.dashboard: false);
+#           (c) runs with them on, the default, so (c)/(i) is their cost
 # nginx (one worker) shares core 0 with authgate in (g) and (h): the same
 # one core does TLS, proxying and the decision.
 set -euo pipefail
@@ -36,6 +38,7 @@ cat "$WORK/gateway.pem" "$WORK/gateway-key.pem" > "$WORK/combined.pem"
 $BIN/examples/bench_tool tokens "$WORK" "$FRESH_TOKENS"
 HS_SECRET=bench-hs-secret-bench-hs-secret-0123
 export BENCH_HS_SECRET=$HS_SECRET
+export BENCH_ADMIN_TOKEN=bench-admin-token-0123456789
 python3 - "$WORK" <<'PY'
 import hashlib, sys
 w = sys.argv[1]
@@ -53,6 +56,9 @@ policy = f"""server:
   tls: {{cert: gateway.pem, key: gateway-key.pem}}
 forward_auth:
   listen: 127.0.0.1:19091
+admin:
+  listen: 127.0.0.1:19090
+  token_env: BENCH_ADMIN_TOKEN
 upstream: {{url: "http://127.0.0.1:18080"}}
 jwt:
   - issuer: https://hs.bench/
@@ -76,6 +82,12 @@ routes:
 access_log: {{output: access.log}}
 """
 open(f"{w}/gateway.yaml", "w").write(policy)
+# The same gateway without the dashboard's collection, for job (i).
+quiet = (policy.replace("127.0.0.1:18443", "127.0.0.1:18444")
+         .replace("127.0.0.1:19091", "127.0.0.1:19093")
+         .replace("listen: 127.0.0.1:19090", "listen: 127.0.0.1:19092\n  dashboard: false")
+         .replace("output: access.log", "output: access-quiet.log"))
+open(f"{w}/gateway-quiet.yaml", "w").write(quiet)
 PY
 cat > "$WORK/haproxy.cfg" <<CFG
 global
@@ -175,10 +187,12 @@ while True:
     s.recv(65535)
 " & PIDS+=($!)
 (cd "$WORK" && exec taskset -c 0 "$OLDPWD/$BIN/authgate" run -c gateway.yaml 2>gw.err) & GW=$!; PIDS+=($GW)
+(cd "$WORK" && exec taskset -c 0 "$OLDPWD/$BIN/authgate" run -c gateway-quiet.yaml 2>gw-quiet.err) & PIDS+=($!)
 taskset -c 0 haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>"$WORK/haproxy.err" & PIDS+=($!)
 taskset -c 0 nginx -c "$WORK/nginx.conf" -e "$WORK/nginx.err" & PIDS+=($!)
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for _ in $(seq 100); do up 18443 && up 19443 && up 20443 && break; sleep 0.1; done
+for _ in $(seq 100); do up 18443 && up 18444 && up 19443 && up 20443 && break; sleep 0.1; done
+up 18444 || { echo "authgate (statistics off) did not start:"; cat "$WORK/gw-quiet.err"; exit 1; }
 up 18443 || { echo "authgate did not start:"; cat "$WORK/gw.err"; exit 1; }
 up 19443 || { echo "haproxy did not start:"; cat "$WORK/haproxy.err"; exit 1; }
 up 20443 || { echo "nginx did not start:"; cat "$WORK/nginx.err"; exit 1; }
@@ -223,6 +237,7 @@ for round in $(seq $ROUNDS); do
   done
   run g nginx https://127.0.0.1:20443/open ""
   run h nginx https://127.0.0.1:20443/key "$WORK/key.lua"
+  run i authgate https://127.0.0.1:18444/key "$WORK/key.lua"
 done
 
 echo "== $HOLD idle keep-alive TLS connections to authgate"
@@ -248,15 +263,16 @@ def parse(path):
     return statistics.median(rps), statistics.median(ms("50%")), statistics.median(ms("99%")), errors
 jobs = {"a": "direct to upstream (plain HTTP)", "b": "no auth", "c": "API key, 10k-key policy",
         "d": "HS256 JWT", "e": "RS256 JWT, same token", "f": "RS256 JWT, fresh token each",
-        "g": "nginx alone, no auth", "h": "nginx + forward-auth, API key"}
+        "g": "nginx alone, no auth", "h": "nginx + forward-auth, API key",
+        "i": "API key, dashboard stats off"}
 res = {}
 for f in os.listdir(w):
-    m = re.match(r"([a-h])\.(\w+)\.txt$", f)
+    m = re.match(r"([a-i])\.(\w+)\.txt$", f)
     if m: res[(m[1], m[2])] = parse(os.path.join(w, f))
 print(f"\nmedians of 3 interleaved {dur}s runs, 50 TLS keep-alive connections, proxy on 1 core\n")
 print(f"{'job':34} {'proxy':9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
 for j, label in jobs.items():
-    for proxy in {"a": ["direct"], "g": ["nginx"], "h": ["nginx"]}.get(j, ["authgate", "haproxy"]):
+    for proxy in {"a": ["direct"], "g": ["nginx"], "h": ["nginx"], "i": ["authgate"]}.get(j, ["authgate", "haproxy"]):
         r = res.get((j, proxy))
         if r: print(f"{'('+j+') '+label:34} {proxy:9} {r[0]:9.0f} {r[1]:8.2f} {r[2]:8.2f} {r[3]:8d}")
 print("\nratios (requests/s)")
@@ -266,6 +282,8 @@ for j in "cdef":
     ag, hp = res[(j, "authgate")], res[(j, "haproxy")]
     print(f"  ({j}) authgate/(b) {ag[0]/b:.2f}   authgate/HAProxy {ag[0]/hp[0]:.2f}   p99 authgate/HAProxy {ag[2]/hp[2]:.2f}")
 g, h, c = res[("g", "nginx")], res[("h", "nginx")], res[("c", "authgate")]
+i = res[("i", "authgate")]
+print(f"  (c)/(i) dashboard statistics on / off: req/s {res[('c','authgate')][0]/i[0]:.3f}   p99 {res[('c','authgate')][2]/i[2]:.2f}")
 print(f"  (h) nginx+forward-auth / nginx alone (g) {h[0]/g[0]:.2f}   / authgate as the proxy (c) {h[0]/c[0]:.2f}   p99 (h)/(c) {h[2]/c[2]:.2f}")
 print(f"\nauthgate resident memory: idle {idle/1024:.1f} MiB, under load {load/1024:.1f} MiB, "
       f"with {n} idle TLS connections {held/1024:.1f} MiB "
