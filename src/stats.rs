@@ -237,26 +237,25 @@ impl Stats {
         });
     }
 
-    /// The window as JSON: a point per `step` seconds over the last 15
-    /// minutes, oldest first, and the totals since start.
-    pub fn to_json(&self, now: u64, step: u64) -> Value {
-        let step = step.clamp(1, WINDOW_SECS);
+    /// A point per `step` seconds over the last 15 minutes, oldest first,
+    /// and the whole window's totals.
+    fn series(&self, now: u64, step: u64) -> (Vec<Value>, Value) {
         let first = now.saturating_sub(WINDOW_SECS - 1);
-        let mut series = Vec::new();
+        let mut points = Vec::new();
         let mut window_hist = [0u64; LATENCY_BUCKETS];
-        let (mut window_requests, mut window_refused, mut window_errors) = (0u64, 0u64, 0u64);
+        let mut window = [0u64; 3];
         let mut t = first - first % step;
         while t <= now {
             let mut hist = [0u64; LATENCY_BUCKETS];
-            let (mut requests, mut refused, mut errors) = (0u64, 0u64, 0u64);
-            for s in t..(t + step).min(now + 1) {
+            let mut counts = [0u64; 3];
+            for s in t.max(first)..(t + step).min(now + 1) {
                 let b = &self.ring[(s % WINDOW_SECS) as usize];
-                if s < first || b.at.load(Relaxed) != s {
+                if b.at.load(Relaxed) != s {
                     continue;
                 }
-                requests += u64::from(b.requests.load(Relaxed));
-                refused += u64::from(b.refused.load(Relaxed));
-                errors += u64::from(b.upstream_errors.load(Relaxed));
+                counts[0] += u64::from(b.requests.load(Relaxed));
+                counts[1] += u64::from(b.refused.load(Relaxed));
+                counts[2] += u64::from(b.upstream_errors.load(Relaxed));
                 for (h, l) in hist.iter_mut().zip(&b.latency) {
                     *h += u64::from(l.load(Relaxed));
                 }
@@ -264,19 +263,33 @@ impl Stats {
             for (w, h) in window_hist.iter_mut().zip(&hist) {
                 *w += h;
             }
-            window_requests += requests;
-            window_refused += refused;
-            window_errors += errors;
-            series.push(json!({
+            for (w, c) in window.iter_mut().zip(&counts) {
+                *w += c;
+            }
+            points.push(json!({
                 "t": t,
-                "rps": (requests as f64 / step as f64 * 100.0).round() / 100.0,
-                "refused": refused,
-                "upstream_errors": errors,
+                "rps": (counts[0] as f64 / step as f64 * 100.0).round() / 100.0,
+                "refused": counts[1],
+                "upstream_errors": counts[2],
                 "p50_ms": quantile(&hist, 0.5),
                 "p99_ms": quantile(&hist, 0.99),
             }));
             t += step;
         }
+        let totals = json!({
+            "requests": window[0],
+            "refused": window[1],
+            "upstream_errors": window[2],
+            "p50_ms": quantile(&window_hist, 0.5),
+            "p99_ms": quantile(&window_hist, 0.99),
+        });
+        (points, totals)
+    }
+
+    /// The window as JSON (`step`-second points) and the totals since start.
+    pub fn to_json(&self, now: u64, step: u64) -> Value {
+        let step = step.clamp(1, WINDOW_SECS);
+        let (series, window) = self.series(now, step);
         let decisions: serde_json::Map<String, Value> = Decision::ALL
             .iter()
             .map(|d| {
@@ -305,13 +318,7 @@ impl Stats {
             "started": self.started,
             "window_secs": WINDOW_SECS,
             "step_secs": step,
-            "window": {
-                "requests": window_requests,
-                "refused": window_refused,
-                "upstream_errors": window_errors,
-                "p50_ms": quantile(&window_hist, 0.5),
-                "p99_ms": quantile(&window_hist, 0.99),
-            },
+            "window": window,
             "series": series,
             "decisions": decisions,
             "reasons": reasons,

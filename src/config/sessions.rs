@@ -39,19 +39,13 @@ fn path_setting(value: Option<String>, default: &str, at: &str, diag: &mut Diagn
     value
 }
 
-pub(super) fn sessions(
-    f: SessionsFile,
-    limits: &LimitPolicy,
-    redis_configured: bool,
-    diag: &mut Diagnostics,
-    resolve: &dyn Fn(PathBuf) -> PathBuf,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Option<SessionPolicy> {
-    let errors_before = diag.error_count();
-    let https = f.provider.starts_with("https://");
+/// `provider`, `client_id` and `scopes`: who signs people in, and for what.
+fn check_provider(f: &SessionsFile, diag: &mut Diagnostics) -> Vec<String> {
     if f.provider.is_empty() {
         diag.error("sessions.provider", "`provider` is required: the issuer URL of your OpenID provider, e.g. https://idp.example.com/");
-    } else if parse_url(&f.provider, "sessions.provider", diag).is_some() && !https {
+    } else if parse_url(&f.provider, "sessions.provider", diag).is_some()
+        && !f.provider.starts_with("https://")
+    {
         diag.error("sessions.provider", "the provider must be an https:// URL: the authorization code and the client secret travel to it");
     }
     if f.client_id.is_empty() {
@@ -62,6 +56,7 @@ pub(super) fn sessions(
     }
     let scopes = f
         .scopes
+        .clone()
         .unwrap_or_else(|| vec!["openid".into(), "email".into(), "profile".into()]);
     super::values::check_scopes(&scopes, "sessions.scopes", diag);
     if !scopes.iter().any(|s| s == "openid") {
@@ -70,46 +65,63 @@ pub(super) fn sessions(
             "`scopes` must include `openid`: without it the provider sends no ID token",
         );
     }
-    let client_secret = f.client_secret_env.as_deref().and_then(|var| {
-        super::tokens::secret_from_env(var, "sessions.client_secret_env", 1, env, diag)
-    });
-    let key = if f.key_env.is_empty() {
-        diag.error("sessions.key_env", "`key_env` is required: a variable holding at least 32 random bytes (e.g. `openssl rand -base64 48`), the same on every replica");
-        None
-    } else {
-        super::tokens::secret_from_env(&f.key_env, "sessions.key_env", MIN_KEY_BYTES, env, diag)
-    };
-    let callback_path = path_setting(
-        f.callback_path,
+    scopes
+}
+
+/// The gateway's own paths and the cookie's name.
+struct Paths {
+    callback: String,
+    logout: String,
+    post_logout_redirect: String,
+    cookie: String,
+}
+
+fn paths(f: &SessionsFile, diag: &mut Diagnostics) -> Paths {
+    let callback = path_setting(
+        f.callback_path.clone(),
         "/_authgate/callback",
         "sessions.callback_path",
         diag,
     );
-    let logout_path = path_setting(
-        f.logout_path,
+    let logout = path_setting(
+        f.logout_path.clone(),
         "/_authgate/logout",
         "sessions.logout_path",
         diag,
     );
-    if callback_path == logout_path {
+    if callback == logout {
         diag.error(
             "sessions.logout_path",
             "`logout_path` and `callback_path` must differ",
         );
     }
     let post_logout_redirect = path_setting(
-        f.post_logout_redirect,
+        f.post_logout_redirect.clone(),
         "/",
         "sessions.post_logout_redirect",
         diag,
     );
-    let cookie = f.cookie.unwrap_or_else(|| "__Host-authgate".into());
+    let cookie = f.cookie.clone().unwrap_or_else(|| "__Host-authgate".into());
     let cookie_chars = cookie
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !cookie.starts_with("__Host-") || !cookie_chars {
         diag.error("sessions.cookie", format!("`{cookie}` cannot be the session cookie; its name must start with `__Host-` (the browser then keeps it to this host, over https, for every path) and use only letters, digits, `-` and `_`"));
     }
+    Paths {
+        callback,
+        logout,
+        post_logout_redirect,
+        cookie,
+    }
+}
+
+/// `store`, its bound and the two lifetimes.
+fn store_settings(
+    f: &SessionsFile,
+    redis_configured: bool,
+    diag: &mut Diagnostics,
+) -> StoreSettings {
     let backend = match f.store.as_deref() {
         None | Some("memory") => Backend::Memory,
         Some("redis") => {
@@ -137,6 +149,53 @@ pub(super) fn sessions(
         Some(n) => n,
         None => DEFAULT_MAX_ENTRIES,
     };
+    StoreSettings {
+        backend,
+        idle_timeout: f.idle_timeout.map_or(DEFAULT_IDLE_TIMEOUT, |d| d.0),
+        max_lifetime: f.max_lifetime.map_or(DEFAULT_MAX_LIFETIME, |d| d.0),
+        max_entries,
+    }
+}
+
+/// The provider as a JWT issuer of ID tokens: keys from its discovery
+/// document, `aud` = `client_id`, `exp`, `iat` and `sub` required.
+fn id_token_issuer(f: &SessionsFile) -> IssuerFile {
+    IssuerFile {
+        issuer: f.provider.clone(),
+        audiences: vec![f.client_id.clone()],
+        algorithms: ID_TOKEN_ALGORITHMS.iter().map(|a| a.to_string()).collect(),
+        discovery_url: Some(format!(
+            "{}/.well-known/openid-configuration",
+            f.provider.trim_end_matches('/')
+        )),
+        ca: f.ca.clone(),
+        scope_claim: f.scope_claim.clone(),
+        require_claims: Some(vec!["exp".into(), "iat".into(), "sub".into()]),
+        ..IssuerFile::default()
+    }
+}
+
+pub(super) fn sessions(
+    f: SessionsFile,
+    limits: &LimitPolicy,
+    redis_configured: bool,
+    diag: &mut Diagnostics,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<SessionPolicy> {
+    let errors_before = diag.error_count();
+    let scopes = check_provider(&f, diag);
+    let client_secret = f.client_secret_env.as_deref().and_then(|var| {
+        super::tokens::secret_from_env(var, "sessions.client_secret_env", 1, env, diag)
+    });
+    let key = if f.key_env.is_empty() {
+        diag.error("sessions.key_env", "`key_env` is required: a variable holding at least 32 random bytes (e.g. `openssl rand -base64 48`), the same on every replica");
+        None
+    } else {
+        super::tokens::secret_from_env(&f.key_env, "sessions.key_env", MIN_KEY_BYTES, env, diag)
+    };
+    let paths = paths(&f, diag);
+    let store = store_settings(&f, redis_configured, diag);
     if let Some(name) = &f.rate_limit {
         if !limits.named.contains_key(name) {
             diag.error(
@@ -145,26 +204,11 @@ pub(super) fn sessions(
             );
         }
     }
-    let discovery = format!(
-        "{}/.well-known/openid-configuration",
-        f.provider.trim_end_matches('/')
-    );
-    let scope_claim = f.scope_claim.clone();
-    let issuer_file = IssuerFile {
-        issuer: f.provider.clone(),
-        audiences: vec![f.client_id.clone()],
-        algorithms: ID_TOKEN_ALGORITHMS.iter().map(|a| a.to_string()).collect(),
-        discovery_url: Some(discovery),
-        ca: f.ca.clone(),
-        scope_claim,
-        require_claims: Some(vec!["exp".into(), "iat".into(), "sub".into()]),
-        ..IssuerFile::default()
-    };
-    let at = |field: &str| format!("sessions.{field}");
     if diag.error_count() > errors_before {
         return None;
     }
-    let id_tokens = super::tokens::issuer(issuer_file, &at, diag, resolve, env)?;
+    let at = |field: &str| format!("sessions.{field}");
+    let id_tokens = super::tokens::issuer(id_token_issuer(&f), &at, diag, resolve, env)?;
     Some(SessionPolicy {
         provider: f.provider.as_str().into(),
         client: Client {
@@ -175,17 +219,12 @@ pub(super) fn sessions(
         offline: scopes.iter().any(|s| s == "offline_access"),
         scopes: scopes.join(" "),
         id_tokens,
-        callback_path,
-        logout_path,
-        post_logout_redirect,
-        cookie,
+        callback_path: paths.callback,
+        logout_path: paths.logout,
+        post_logout_redirect: paths.post_logout_redirect,
+        cookie: paths.cookie,
         seal: SealKey::derive(key?.expose().as_bytes()),
-        store: StoreSettings {
-            backend,
-            idle_timeout: f.idle_timeout.map_or(DEFAULT_IDLE_TIMEOUT, |d| d.0),
-            max_lifetime: f.max_lifetime.map_or(DEFAULT_MAX_LIFETIME, |d| d.0),
-            max_entries,
-        },
+        store,
         rate_limit: f.rate_limit.as_deref().map(Arc::from),
         generation: GENERATION.fetch_add(1, Ordering::Relaxed),
     })

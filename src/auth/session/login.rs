@@ -82,6 +82,12 @@ pub fn is_local_path(path: &str) -> bool {
         && !path.bytes().any(|b| b.is_ascii_control() || b == b' ')
 }
 
+fn store_unavailable() -> GatewayError {
+    GatewayError::Unavailable {
+        reason: Reason::SessionStoreUnavailable,
+    }
+}
+
 fn login_failed(reason: Reason) -> GatewayError {
     crate::metrics::sign_in(reason.as_str());
     GatewayError::LoginFailed { reason }
@@ -178,14 +184,14 @@ impl SessionPolicy {
         Ok(login)
     }
 
-    /// Step 2: `GET <callback_path>?code&state`.
-    pub async fn finish_sign_in(
+    /// The callback's `state`, checked and used up: the login state it
+    /// names, and the `code`.
+    async fn consume_state(
         &self,
         query: Option<&str>,
         headers: &HeaderMap,
-        host: &str,
         services: Services<'_>,
-    ) -> Result<SignedIn, GatewayError> {
+    ) -> Result<(String, LoginState, String), GatewayError> {
         let mut code = None;
         let mut state = None;
         let mut provider_error = false;
@@ -202,11 +208,9 @@ impl SessionPolicy {
         }
         let state = state.ok_or_else(|| login_failed(Reason::StateMismatch))?;
         let login = self.login_state(headers, &state)?;
-        let store = &services.sessions.store;
-        let unavailable = |_| GatewayError::Unavailable {
-            reason: Reason::SessionStoreUnavailable,
-        };
-        let first_use = store
+        let first_use = services
+            .sessions
+            .store
             .first_use_of_state(
                 &self.store,
                 &crate::secret::sha256(state.as_bytes()),
@@ -214,11 +218,23 @@ impl SessionPolicy {
                 unix_now(),
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(|_| store_unavailable())?;
         if !first_use {
             return Err(login_failed(Reason::StateMismatch));
         }
         let code = code.ok_or_else(|| login_failed(Reason::CodeExchangeFailed))?;
+        Ok((state, login, code))
+    }
+
+    /// The code exchanged at the token endpoint, and the ID token checked,
+    /// its `nonce` this sign-in's.
+    async fn redeem(
+        &self,
+        code: &str,
+        login: &LoginState,
+        host: &str,
+        services: Services<'_>,
+    ) -> Result<(provider::Tokens, crate::auth::jwt::Verified), GatewayError> {
         let (endpoints, http) = match (self.endpoints(), services.clients.get(self.ca.as_deref())) {
             (Some(e), Some(h)) => (e, h),
             _ => {
@@ -231,7 +247,7 @@ impl SessionPolicy {
             &http,
             &endpoints,
             &self.client,
-            &code,
+            code,
             &self.redirect_uri(host),
             &login.verifier,
         )
@@ -248,14 +264,30 @@ impl SessionPolicy {
                 tracing::warn!(provider = %self.provider, reason = %e.reason(), "sign-in: the ID token is invalid");
                 login_failed(Reason::IdTokenInvalid)
             })?;
-        let claim = |name: &str| verified.claims.get(name).and_then(|v| v.as_str());
-        if claim("nonce") != Some(login.nonce.as_str()) {
+        if verified.claims.get("nonce").and_then(|v| v.as_str()) != Some(login.nonce.as_str()) {
             tracing::warn!(provider = %self.provider, "sign-in: the ID token's nonce is not this sign-in's");
             return Err(login_failed(Reason::IdTokenInvalid));
         }
-        let subject = claim("sub")
+        Ok((tokens, verified))
+    }
+
+    /// Step 2: `GET <callback_path>?code&state`.
+    pub async fn finish_sign_in(
+        &self,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        host: &str,
+        services: Services<'_>,
+    ) -> Result<SignedIn, GatewayError> {
+        let (state, login, code) = self.consume_state(query, headers, services).await?;
+        let (tokens, verified) = self.redeem(&code, &login, host, services).await?;
+        let subject = verified
+            .claims
+            .get("sub")
+            .and_then(|v| v.as_str())
             .ok_or_else(|| login_failed(Reason::IdTokenInvalid))?
             .to_string();
+        // The cookie carries 256 random bits and nothing else.
         let id = random_token(32);
         let now = unix_now();
         let record = SessionRecord {
@@ -266,16 +298,13 @@ impl SessionPolicy {
             refresh_token: tokens.refresh_token.map(|t| t.expose().clone()),
             created: now,
         };
-        store
-            .create(
-                &self.store,
-                &self.seal,
-                &session_key(&Secret::new(&id)),
-                record,
-                now,
-            )
+        let key = session_key(&Secret::new(&id));
+        services
+            .sessions
+            .store
+            .create(&self.store, &self.seal, &key, record, now)
             .await
-            .map_err(unavailable)?;
+            .map_err(|_| store_unavailable())?;
         crate::metrics::sign_in("ok");
         let session_cookie = cookies::set(&self.cookie, &id, self.store.max_lifetime.as_secs())
             .ok_or_else(|| login_failed(Reason::IdTokenInvalid))?;
@@ -314,18 +343,18 @@ impl SessionPolicy {
             return Ok(out);
         };
         let key = session_key(&Secret::new(value));
-        let unavailable = |_| GatewayError::Unavailable {
-            reason: Reason::SessionStoreUnavailable,
-        };
         let lookup = store
             .load(&self.store, &self.seal, &key, unix_now())
             .await
-            .map_err(unavailable)?;
+            .map_err(|_| store_unavailable())?;
         let super::store::Lookup::Found(session) = lookup else {
             crate::metrics::logout("no_session");
             return Ok(out);
         };
-        store.delete(&self.store, &key).await.map_err(unavailable)?;
+        store
+            .delete(&self.store, &key)
+            .await
+            .map_err(|_| store_unavailable())?;
         crate::metrics::logout("ok");
         let record = session.record();
         out.subject = Some(record.subject.clone());
