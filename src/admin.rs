@@ -72,24 +72,7 @@ async fn route(req: Request<Incoming>, state: &GatewayState) -> AdminResponse {
             "not_found",
             "The dashboard is off (admin.dashboard: false).",
         ),
-        (&Method::GET, "/") => {
-            let mut r = Response::new(Full::new(Bytes::from_static(
-                crate::dashboard::PAGE.as_bytes(),
-            )));
-            let headers = r.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("text/html; charset=utf-8"),
-            );
-            if let Ok(csp) = header::HeaderValue::from_str(&crate::dashboard::CSP) {
-                headers.insert(header::CONTENT_SECURITY_POLICY, csp);
-            }
-            headers.insert(
-                header::CACHE_CONTROL,
-                header::HeaderValue::from_static("no-store"),
-            );
-            r
-        }
+        (&Method::GET, "/") => dashboard_page(),
         (&Method::GET, "/stats") => json_response(StatusCode::OK, stats(state)),
         (&Method::GET, "/metrics") => {
             let mut r = Response::new(Full::new(Bytes::from(crate::metrics::render())));
@@ -134,6 +117,26 @@ async fn route(req: Request<Incoming>, state: &GatewayState) -> AdminResponse {
             "No such admin endpoint.",
         ),
     }
+}
+
+/// The dashboard page, allowed by its CSP nothing but its own script and `/stats`.
+fn dashboard_page() -> AdminResponse {
+    let mut r = Response::new(Full::new(Bytes::from_static(
+        crate::dashboard::PAGE.as_bytes(),
+    )));
+    let headers = r.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    if let Ok(csp) = header::HeaderValue::from_str(&crate::dashboard::CSP) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    r
 }
 
 /// The dashboard's JSON: the window of statistics and the state of what
