@@ -93,11 +93,21 @@ impl RequestRecord {
     }
 }
 
+/// A value serialized through its `Display`, straight into the output
+/// (no string in between).
+struct Shown<T>(T);
+
+impl<T: std::fmt::Display> Serialize for Shown<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
 #[derive(Serialize)]
 struct JsonLine<'a> {
-    ts: String,
+    ts: Shown<humantime::Rfc3339Timestamp>,
     request_id: &'a str,
-    client_ip: String,
+    client_ip: Shown<IpAddr>,
     method: &'a str,
     path: &'a str,
     status: u16,
@@ -121,11 +131,13 @@ fn round_ms(d: std::time::Duration) -> f64 {
 }
 
 impl RequestRecord {
-    fn json(&self, now: SystemTime) -> String {
+    /// The JSON line, appended to `out` (the writer's buffer: no string of
+    /// its own per request).
+    fn write_json(&self, now: SystemTime, out: &mut Vec<u8>) {
         let line = JsonLine {
-            ts: humantime::format_rfc3339_millis(now).to_string(),
+            ts: Shown(humantime::format_rfc3339_millis(now)),
             request_id: &self.request_id,
-            client_ip: self.client_ip.to_string(),
+            client_ip: Shown(self.client_ip),
             method: self.method.as_str(),
             path: &self.path,
             status: self.status,
@@ -143,7 +155,17 @@ impl RequestRecord {
             listener: self.listener,
             trace_id: &self.trace_id,
         };
-        serde_json::to_string(&line).unwrap_or_default()
+        let start = out.len();
+        if serde_json::to_writer(&mut *out, &line).is_err() {
+            out.truncate(start);
+        }
+    }
+
+    #[cfg(test)]
+    fn json(&self, now: SystemTime) -> String {
+        let mut out = Vec::new();
+        self.write_json(now, &mut out);
+        String::from_utf8(out).unwrap_or_default()
     }
 
     /// NCSA Common Log Format with the subject as user. The request line
@@ -281,20 +303,22 @@ impl AccessLog {
 
     pub fn write(&self, record: &RequestRecord) {
         let now = SystemTime::now();
-        let line = match self.format {
-            AccessLogFormat::Json => record.json(now),
-            AccessLogFormat::Common => record.common(now),
-        };
         let mut pending = self
             .shared
             .pending
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if pending.len() + line.len() >= MAX_BUFFERED_BYTES {
+        let start = pending.len();
+        match self.format {
+            AccessLogFormat::Json => record.write_json(now, &mut pending),
+            AccessLogFormat::Common => pending.extend_from_slice(record.common(now).as_bytes()),
+        }
+        if pending.len() + 1 >= MAX_BUFFERED_BYTES {
+            // The writer is behind: this line is dropped, and counted.
+            pending.truncate(start);
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        pending.extend_from_slice(line.as_bytes());
         pending.push(b'\n');
     }
 
