@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end load benchmark on one machine, authgate and HAProxy side by side.
 # The proxy under test is pinned to core 0 with one worker thread; wrk and the
-# upstream share core 1. TLS keep-alive, 50 connections, each job run 3 times
+# upstream share core 1. HAProxy runs twice: logging one line per request
+# like authgate (column "haproxy") and with no logging at all, its fastest
+# ("haproxy-nolog"), so both comparisons come from the same run. TLS keep-alive, 50 connections, each job run 3 times
 # interleaved; the table shows medians. Usage: bash benches/e2e.sh [seconds-per-run]
 #
 # Jobs: (a) direct to the upstream, plain HTTP   (b) proxy, route without auth
@@ -119,6 +121,9 @@ backend be
   http-reuse always
   server up 127.0.0.1:18080
 CFG
+# The same HAProxy with no logging at all: its fastest configuration.
+grep -v -e '^  log ' -e 'option httplog' "$WORK/haproxy.cfg" \
+  | sed 's/127.0.0.1:19443/127.0.0.1:19444/' > "$WORK/haproxy-nolog.cfg"
 cat > "$WORK/nginx.conf" <<CFG
 daemon off;
 worker_processes 1;
@@ -189,9 +194,11 @@ while True:
 (cd "$WORK" && exec taskset -c 0 "$OLDPWD/$BIN/authgate" run -c gateway.yaml 2>gw.err) & GW=$!; PIDS+=($GW)
 (cd "$WORK" && exec taskset -c 0 "$OLDPWD/$BIN/authgate" run -c gateway-quiet.yaml 2>gw-quiet.err) & PIDS+=($!)
 taskset -c 0 haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>"$WORK/haproxy.err" & PIDS+=($!)
+taskset -c 0 haproxy -f "$WORK/haproxy-nolog.cfg" -db >"$WORK/haproxy-nolog.log" 2>"$WORK/haproxy-nolog.err" & PIDS+=($!)
 taskset -c 0 nginx -c "$WORK/nginx.conf" -e "$WORK/nginx.err" & PIDS+=($!)
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for _ in $(seq 100); do up 18443 && up 18444 && up 19443 && up 20443 && break; sleep 0.1; done
+for _ in $(seq 100); do up 18443 && up 18444 && up 19443 && up 19444 && up 20443 && break; sleep 0.1; done
+up 19444 || { echo "haproxy (no logging) did not start:"; cat "$WORK/haproxy-nolog.err"; exit 1; }
 up 18444 || { echo "authgate (statistics off) did not start:"; cat "$WORK/gw-quiet.err"; exit 1; }
 up 18443 || { echo "authgate did not start:"; cat "$WORK/gw.err"; exit 1; }
 up 19443 || { echo "haproxy did not start:"; cat "$WORK/haproxy.err"; exit 1; }
@@ -202,7 +209,7 @@ IDLE_RSS=$(rss "$GW")
 echo "== both proxies must refuse bad credentials before anything is measured"
 code() { curl -sk -o /dev/null -w '%{http_code}' "$@" || { echo "cannot reach a proxy:"; tail -n 5 "$WORK/gw.err" "$WORK/haproxy.err"; exit 1; }; }
 BAD_TOKEN="$(cut -d. -f1,2 "$WORK/rs_token").$(cut -d. -f3 "$WORK/hs_token")"
-for port in 18443 19443; do
+for port in 18443 19443 19444; do
   for check in "/key -H X-API-Key:agk_wrong" "/jwt-hs -H Authorization:Bearer.$BAD_TOKEN" "/jwt-rs -H Authorization:Bearer.$BAD_TOKEN"; do
     set -- $check
     header="${3/Bearer./Bearer }"
@@ -225,7 +232,7 @@ LOAD_RSS=0
 for round in $(seq $ROUNDS); do
   echo "== round $round/$ROUNDS"
   run a direct http://127.0.0.1:18080/ ""
-  for proxy in authgate:18443 haproxy:19443; do
+  for proxy in authgate:18443 haproxy:19443 haproxy-nolog:19444; do
     name=${proxy%%:*}; port=${proxy##*:}
     run b $name "https://127.0.0.1:$port/open" ""
     run c $name "https://127.0.0.1:$port/key" "$WORK/key.lua" &
@@ -267,20 +274,21 @@ jobs = {"a": "direct to upstream (plain HTTP)", "b": "no auth", "c": "API key, 1
         "i": "API key, dashboard stats off"}
 res = {}
 for f in os.listdir(w):
-    m = re.match(r"([a-i])\.(\w+)\.txt$", f)
+    m = re.match(r"([a-i])\.([\w-]+)\.txt$", f)
     if m: res[(m[1], m[2])] = parse(os.path.join(w, f))
 print(f"\nmedians of 3 interleaved {dur}s runs, 50 TLS keep-alive connections, proxy on 1 core\n")
-print(f"{'job':34} {'proxy':9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+print(f"{'job':34} {'proxy':13} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
 for j, label in jobs.items():
-    for proxy in {"a": ["direct"], "g": ["nginx"], "h": ["nginx"], "i": ["authgate"]}.get(j, ["authgate", "haproxy"]):
+    for proxy in {"a": ["direct"], "g": ["nginx"], "h": ["nginx"], "i": ["authgate"]}.get(j, ["authgate", "haproxy", "haproxy-nolog"]):
         r = res.get((j, proxy))
-        if r: print(f"{'('+j+') '+label:34} {proxy:9} {r[0]:9.0f} {r[1]:8.2f} {r[2]:8.2f} {r[3]:8d}")
+        if r: print(f"{'('+j+') '+label:34} {proxy:13} {r[0]:9.0f} {r[1]:8.2f} {r[2]:8.2f} {r[3]:8d}")
 print("\nratios (requests/s)")
 b = res[("b", "authgate")][0]
 print(f"  authgate (b)/(a) TLS+proxy vs direct: {b / res[('a','direct')][0]:.2f}")
-for j in "cdef":
-    ag, hp = res[(j, "authgate")], res[(j, "haproxy")]
-    print(f"  ({j}) authgate/(b) {ag[0]/b:.2f}   authgate/HAProxy {ag[0]/hp[0]:.2f}   p99 authgate/HAProxy {ag[2]/hp[2]:.2f}")
+for j in "bcdef":
+    ag, hp, quiet = res[(j, "authgate")], res[(j, "haproxy")], res[(j, "haproxy-nolog")]
+    print(f"  ({j}) authgate/(b) {ag[0]/b:.2f}   vs HAProxy logging: req/s {ag[0]/hp[0]:.2f} p99 {ag[2]/hp[2]:.2f}   "
+          f"vs HAProxy without logging: req/s {ag[0]/quiet[0]:.2f} p99 {ag[2]/quiet[2]:.2f}")
 g, h, c = res[("g", "nginx")], res[("h", "nginx")], res[("c", "authgate")]
 i = res[("i", "authgate")]
 print(f"  (c)/(i) dashboard statistics on / off: req/s {res[('c','authgate')][0]/i[0]:.3f}   p99 {res[('c','authgate')][2]/i[2]:.2f}")

@@ -2,6 +2,12 @@
 //!   bench_tool tokens DIR N     RSA key (PEM, public PEM, JWKS) and tokens in DIR:
 //!                               rs_token (one RS256), rs_tokens (N distinct RS256), hs_token
 //!   bench_tool hold ADDR CERT N SECS   open N TLS connections, keep them idle SECS seconds
+//!   bench_tool paced URL CERT RATE SECS CONNS [HEADER: VALUE]...
+//!                               open-loop load: RATE requests/s for SECS seconds over at most
+//!                               CONNS keep-alive connections, each request sent at its scheduled
+//!                               time whatever the answers before it did, and its latency counted
+//!                               from that time (no coordinated omission). Prints one JSON line:
+//!                               sent, statuses, errors, p50/p99/p99.9 in ms.
 
 use jsonwebtoken::{encode, jwk::Jwk, Algorithm, EncodingKey, Header};
 use std::io::Write;
@@ -92,6 +98,112 @@ fn hold(addr: &str, cert: &str, n: usize, secs: u64) -> Result<(), Box<dyn std::
     })
 }
 
+fn paced(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty};
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let [url, cert, rate, secs, conns, headers @ ..] = args else {
+        return Err("usage: bench_tool paced URL CERT RATE SECS CONNS [HEADER: VALUE]...".into());
+    };
+    let (rate, secs, conns): (f64, f64, usize) = (rate.parse()?, secs.parse()?, conns.parse()?);
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(cert)? {
+        roots.add(c?)?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let uri: http::Uri = url.parse()?;
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|h| h.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let client: hyper_util::client::legacy::Client<_, Empty<Bytes>> =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_max_idle_per_host(conns)
+                .build(connector);
+        // At most CONNS requests in flight: the rest wait their turn, and
+        // the wait counts in their latency.
+        let slots = Arc::new(tokio::sync::Semaphore::new(conns));
+        let total = (rate * secs) as u64;
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        let start = tokio::time::Instant::now();
+        let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(Option<u16>, u64)>();
+        for i in 0..total {
+            let scheduled = start + interval.mul_f64(i as f64);
+            tokio::time::sleep_until(scheduled).await;
+            let (client, uri, headers, slots, done) = (
+                client.clone(),
+                uri.clone(),
+                headers.clone(),
+                slots.clone(),
+                done_tx.clone(),
+            );
+            tokio::spawn(async move {
+                let _slot = slots.acquire_owned().await;
+                let mut req = http::Request::get(uri);
+                for (k, v) in &headers {
+                    req = req.header(k.as_str(), v.as_str());
+                }
+                let status = match req.body(Empty::new()) {
+                    Ok(req) => {
+                        match tokio::time::timeout(Duration::from_secs(10), client.request(req))
+                            .await
+                        {
+                            Ok(Ok(response)) => {
+                                let status = response.status().as_u16();
+                                let _ = response.into_body().collect().await;
+                                Some(status)
+                            }
+                            _ => None,
+                        }
+                    }
+                    Err(_) => None,
+                };
+                let micros = scheduled.elapsed().as_micros() as u64;
+                let _ = done.send((status, micros));
+            });
+        }
+        drop(done_tx);
+        let mut latencies = Vec::with_capacity(total as usize);
+        let mut statuses = std::collections::BTreeMap::<String, u64>::new();
+        let mut errors = 0u64;
+        while let Some((status, micros)) = done_rx.recv().await {
+            match status {
+                Some(s) => *statuses.entry(s.to_string()).or_default() += 1,
+                None => errors += 1,
+            }
+            latencies.push(micros);
+        }
+        latencies.sort_unstable();
+        let at = |q: f64| {
+            let i =
+                ((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len().max(1)) - 1;
+            latencies.get(i).map_or(0.0, |us| *us as f64 / 1000.0)
+        };
+        println!(
+            "{}",
+            serde_json::json!({
+                "sent": total, "rate": rate, "seconds": secs, "statuses": statuses,
+                "errors": errors, "p50_ms": at(0.5), "p99_ms": at(0.99), "p999_ms": at(0.999),
+            })
+        );
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
@@ -105,6 +217,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             args.get(4).and_then(|n| n.parse().ok()).unwrap_or(10_000),
             args.get(5).and_then(|n| n.parse().ok()).unwrap_or(10),
         ),
-        _ => Err("usage: bench_tool tokens DIR N | hold ADDR CERT N SECS".into()),
+        Some("paced") => paced(&args[2..]),
+        _ => Err("usage: bench_tool tokens DIR N | hold ADDR CERT N SECS | paced URL CERT RATE SECS CONNS [HEADER: VALUE]...".into()),
     }
 }
