@@ -12,6 +12,11 @@
 #       (g) nginx alone (TLS + proxy, no auth)    (h) nginx + authgate forward-auth, API key
 #       (i) API key as (c), with the dashboard's statistics off (admin.dashboard: false);
 #           (c) runs with them on, the default, so (c)/(i) is their cost
+#       (j) HTTP/2 clients, no auth (h2load: 64 connections x 10 streams), authgate and both HAProxys
+#       (k) paced (open-loop) load at half of HAProxy-without-logging's (b) rate, no auth:
+#           p50/p99/p99.9 for authgate and HAProxy without logging
+#       (l) the paced load of (k) on authgate while 10,000 idle keep-alive TLS connections
+#           are held open: its p99 next to (k)'s, and the RSS per idle connection
 # nginx (one worker) shares core 0 with authgate in (g) and (h): the same
 # one core does TLS, proxying and the decision.
 set -euo pipefail
@@ -24,6 +29,7 @@ need() { command -v "$1" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=n
 need wrk wrk
 need haproxy haproxy
 need nginx nginx
+need h2load nghttp2-client
 # The held connections plus the proxies' own descriptors.
 ulimit -n "$(ulimit -Hn)"
 HOLD=$(( $(ulimit -n) > 12000 ? 10000 : $(ulimit -n) - 2000 ))
@@ -247,12 +253,41 @@ for round in $(seq $ROUNDS); do
   run i authgate https://127.0.0.1:18444/key "$WORK/key.lua"
 done
 
-echo "== $HOLD idle keep-alive TLS connections to authgate"
+echo "== (j) HTTP/2: h2load, 64 connections x 10 streams"
+for proxy in authgate:18443 haproxy:19443 haproxy-nolog:19444; do
+  name=${proxy%%:*}; port=${proxy##*:}
+  for round in $(seq $ROUNDS); do
+    taskset -c 1 h2load -c64 -m10 -D "$DURATION" "https://127.0.0.1:$port/open" >> "$WORK/j.$name.h2" 2>&1 || true
+  done
+done
+
+# (k) and (l): half of HAProxy-without-logging's saturation rate, paced.
+PACED_RATE=$(python3 - "$WORK" <<'PY'
+import re, statistics, sys
+text = open(f"{sys.argv[1]}/b.haproxy-nolog.txt").read()
+print(int(statistics.median(float(x) for x in re.findall(r"Requests/sec:\s+([\d.]+)", text)) / 2))
+PY
+)
+PACED_SECS=$((DURATION * 2))
+echo "== (k) paced load at $PACED_RATE req/s for ${PACED_SECS}s, 64 connections"
+for round in $(seq $ROUNDS); do
+  for proxy in authgate:18443 haproxy-nolog:19444; do
+    name=${proxy%%:*}; port=${proxy##*:}
+    taskset -c 1 $BIN/examples/bench_tool paced "https://127.0.0.1:$port/open" "$WORK/gateway.pem" \
+      "$PACED_RATE" "$PACED_SECS" 64 >> "$WORK/k.$name.paced" 2>/dev/null
+  done
+done
+
+echo "== (l) $HOLD idle keep-alive TLS connections to authgate, and the paced load of (k) beside them"
 BEFORE_HOLD=$(rss "$GW")
-taskset -c 1 $BIN/examples/bench_tool hold 127.0.0.1:18443 "$WORK/gateway.pem" "$HOLD" 20 2>"$WORK/hold.err" & HOLDER=$!
-for _ in $(seq 300); do grep -q holding "$WORK/hold.err" 2>/dev/null && break; sleep 0.1; done
+taskset -c 1 $BIN/examples/bench_tool hold 127.0.0.1:18443 "$WORK/gateway.pem" "$HOLD" $((PACED_SECS * ROUNDS + 30)) 2>"$WORK/hold.err" & HOLDER=$!
+for _ in $(seq 600); do grep -q holding "$WORK/hold.err" 2>/dev/null && break; sleep 0.1; done
 sleep 1
 HELD_RSS=$(rss "$GW")
+for round in $(seq $ROUNDS); do
+  taskset -c 1 $BIN/examples/bench_tool paced https://127.0.0.1:18443/open "$WORK/gateway.pem" \
+    "$PACED_RATE" "$PACED_SECS" 64 >> "$WORK/l.authgate.paced" 2>/dev/null
+done
 kill $HOLDER 2>/dev/null || true
 
 python3 - "$WORK" "$DURATION" "$IDLE_RSS" "$LOAD_RSS" "$BEFORE_HOLD" "$HELD_RSS" "$HOLD" <<'PY'
@@ -293,6 +328,39 @@ g, h, c = res[("g", "nginx")], res[("h", "nginx")], res[("c", "authgate")]
 i = res[("i", "authgate")]
 print(f"  (c)/(i) dashboard statistics on / off: req/s {res[('c','authgate')][0]/i[0]:.3f}   p99 {res[('c','authgate')][2]/i[2]:.2f}")
 print(f"  (h) nginx+forward-auth / nginx alone (g) {h[0]/g[0]:.2f}   / authgate as the proxy (c) {h[0]/c[0]:.2f}   p99 (h)/(c) {h[2]/c[2]:.2f}")
+def h2(path):
+    text = open(path).read()
+    rps = [float(x) for x in re.findall(r"finished in [\d.]+s, ([\d.]+) req/s", text)]
+    mean = [float(v) * {"us": 0.001, "ms": 1, "s": 1000}[u] for v, u in re.findall(r"time for request:\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)", text)]
+    return (statistics.median(rps) if rps else 0.0, statistics.median(mean) if mean else 0.0)
+print("\n(j) HTTP/2, h2load 64 connections x 10 streams (medians)")
+j = {}
+for proxy in ["authgate", "haproxy", "haproxy-nolog"]:
+    path = os.path.join(w, f"j.{proxy}.h2")
+    if os.path.exists(path):
+        j[proxy] = h2(path)
+        print(f"  {proxy:13} {j[proxy][0]:9.0f} req/s   mean {j[proxy][1]:.2f} ms")
+if all(k in j and j[k][0] for k in ["authgate", "haproxy", "haproxy-nolog"]):
+    print(f"  authgate / HAProxy logging {j['authgate'][0]/j['haproxy'][0]:.2f}   / without logging {j['authgate'][0]/j['haproxy-nolog'][0]:.2f}")
+import json
+def paced(path):
+    runs = [json.loads(l) for l in open(path) if l.startswith("{")]
+    pick = lambda k: statistics.median(r[k] for r in runs)
+    return pick("p50_ms"), pick("p99_ms"), pick("p999_ms"), sum(r["errors"] for r in runs), runs[0]["rate"] if runs else 0
+print("\n(k) paced (open-loop) load at half of HAProxy-without-logging's (b) rate, latency from the scheduled time")
+k = {}
+for proxy in ["authgate", "haproxy-nolog"]:
+    path = os.path.join(w, f"k.{proxy}.paced")
+    if os.path.exists(path):
+        k[proxy] = paced(path)
+        print(f"  {proxy:13} {k[proxy][4]:7.0f} req/s   p50 {k[proxy][0]:.2f}  p99 {k[proxy][1]:.2f}  p99.9 {k[proxy][2]:.2f} ms   errors {k[proxy][3]}")
+if len(k) == 2:
+    print(f"  p99 authgate/HAProxy {k['authgate'][1]/k['haproxy-nolog'][1]:.2f}   p99.9 {k['authgate'][2]/k['haproxy-nolog'][2]:.2f}")
+lpath = os.path.join(w, "l.authgate.paced")
+if os.path.exists(lpath) and "authgate" in k:
+    l = paced(lpath)
+    print(f"\n(l) the same paced load with {n} idle TLS connections held: p50 {l[0]:.2f}  p99 {l[1]:.2f}  p99.9 {l[2]:.2f} ms"
+          f"   p99 with / without them {l[1]/k['authgate'][1]:.2f}")
 print(f"\nauthgate resident memory: idle {idle/1024:.1f} MiB, under load {load/1024:.1f} MiB, "
       f"with {n} idle TLS connections {held/1024:.1f} MiB "
       f"({(held-before)/n:.1f} KiB per connection)")
