@@ -127,16 +127,7 @@ async fn run(
     let (mut parts, body) = req.into_parts();
     // Answered before route matching: CORS preflights, the sign-in paths.
     if !snapshot.cors.is_empty() && cors::is_preflight(&parts) {
-        decide::refuse_hostile_targets(&parts)?;
-        let mut response = Response::new(());
-        let (status, route) =
-            snapshot
-                .cors
-                .preflight(&snapshot.routes, &parts, response.headers_mut())?;
-        *response.status_mut() = status;
-        record.route = route;
-        let (parts, ()) = response.into_parts();
-        return Ok((parts, Payload::json(bytes::Bytes::new())));
+        return answer_preflight(snapshot, record, &parts);
     }
     if let Some(sessions) = &snapshot.auth.sessions {
         if let Some(which) = sessions.own_path(parts.uri.path()) {
@@ -177,6 +168,24 @@ async fn run(
         crate::upgrade::restore_headers(req.headers_mut());
     }
     forward(snapshot, state, record, req, websocket, conn).await
+}
+
+/// A CORS preflight, answered here and never forwarded.
+fn answer_preflight(
+    snapshot: &Snapshot,
+    record: &mut RequestRecord,
+    parts: &http::request::Parts,
+) -> Result<(http::response::Parts, Payload), GatewayError> {
+    decide::refuse_hostile_targets(parts)?;
+    let mut response = Response::new(());
+    let (status, route) =
+        snapshot
+            .cors
+            .preflight(&snapshot.routes, parts, response.headers_mut())?;
+    *response.status_mut() = status;
+    record.route = route;
+    let (parts, ()) = response.into_parts();
+    Ok((parts, Payload::json(bytes::Bytes::new())))
 }
 
 /// An upstream's 101: a tunnel only for the WebSocket the caller asked for
