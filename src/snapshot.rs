@@ -91,9 +91,31 @@ pub struct ServerSettings {
 impl ServerSettings {
     /// Whether X-Forwarded-For from this peer is believed (docs/policy.md `trusted_proxies`).
     pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        // A dual-stack listener sees an IPv4 peer as ::ffff:a.b.c.d.
+        let ip = ip.to_canonical();
         self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
 }
 
 /// The live policy: swapped whole on reload, read once per request.
 pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_trusted_ipv4_proxy_is_trusted_as_an_ipv4_mapped_ipv6_peer_too() {
+        let text = "server:\n  tls: {cert: c.pem, key: k.pem}\n  trusted_proxies: [10.0.0.0/8]\nupstream: {url: echo}\nroutes:\n  - {path: /x, auth: none}\n";
+        let loaded = crate::config::load_str(text, std::path::Path::new("t.yaml"), &|_| None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let server = &loaded.snapshot.server;
+        for (peer, trusted) in [
+            ("10.1.2.3", true),
+            ("::ffff:10.1.2.3", true),
+            ("::ffff:192.0.2.1", false),
+            ("192.0.2.1", false),
+        ] {
+            let ip: std::net::IpAddr = peer.parse().unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(server.is_trusted_proxy(ip), trusted, "{peer}");
+        }
+    }
+}
