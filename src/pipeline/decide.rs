@@ -127,6 +127,7 @@ async fn admit(
     // Brute-force guard: an IP out of failed attempts is not heard.
     if let Some(guard) = guard {
         if let Some(retry_after_secs) = live.limits.ip_blocked(guard, record.client_ip).await {
+            ctx.rate_limit = Some(crate::ratelimit::Outcome::refused(guard, retry_after_secs));
             return Err(GatewayError::RateLimited { retry_after_secs });
         }
     }

@@ -52,6 +52,21 @@ pub struct Outcome {
     pub retry_after_secs: u64,
 }
 
+impl Outcome {
+    /// A refusal by `spec`'s bucket, empty for `retry_after_secs` more: what
+    /// the failed-auth guard shows in `RateLimit-*`, like a caller's limit.
+    pub fn refused(spec: LimitSpec, retry_after_secs: u64) -> Outcome {
+        let refill = spec.interval() * spec.burst.saturating_sub(1);
+        Outcome {
+            allowed: false,
+            limit: spec.burst,
+            remaining: 0,
+            reset_secs: retry_after_secs + ceil_secs(refill),
+            retry_after_secs,
+        }
+    }
+}
+
 pub fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }

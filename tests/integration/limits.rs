@@ -117,6 +117,17 @@ async fn failed_authentications_lock_out_the_client_ip_before_credentials_are_ch
         .await;
     assert_eq!(reply.status, 429, "{:?}", reply.body);
     assert!(reply.header("retry-after").is_some());
+    // The guard's bucket in the same headers a caller's own limit sends.
+    assert_eq!(reply.header("ratelimit-limit").as_deref(), Some("2"));
+    assert_eq!(reply.header("ratelimit-remaining").as_deref(), Some("0"));
+    let reset: u64 = reply
+        .header("ratelimit-reset")
+        .and_then(|r| r.parse().ok())
+        .expect("RateLimit-Reset");
+    assert!(
+        reset >= 60,
+        "a 1/min bucket of 2 refills in over a minute: {reset}"
+    );
     assert_eq!(
         gw.log_for(&reply.request_id()).await["decision"],
         "rate_limited"
