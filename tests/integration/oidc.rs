@@ -89,6 +89,47 @@ pub struct ProviderOptions {
     pub extra_claims: Option<String>,
 }
 
+/// Starts the provider and waits for its `listening` line; on failure,
+/// why: its exit status and what it printed.
+fn launch(command: &mut Command) -> Result<(Child, String), String> {
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot run node tests/idp/idp.mjs: {e}"))?;
+    let stderr = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let sink = stderr.clone();
+    let err = child.stderr.take().expect("stderr");
+    let stderr_reader = std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            sink.lock().expect("lock").push(line);
+        }
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("listening ") {
+                let _ = tx.send(url.trim().to_string());
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(url) => Ok((child, url)),
+        Err(e) => {
+            let _ = child.kill();
+            let status = child.wait();
+            let _ = stderr_reader.join();
+            Err(format!(
+                "{} ({status:?}):\n{}",
+                match e {
+                    std::sync::mpsc::RecvTimeoutError::Timeout => "no `listening` line in 60 s",
+                    std::sync::mpsc::RecvTimeoutError::Disconnected => "it exited before listening",
+                },
+                stderr.lock().expect("lock").join("\n")
+            ))
+        }
+    }
+}
+
 /// A running `oidc-provider`.
 pub struct Provider {
     child: Child,
@@ -136,33 +177,17 @@ impl Provider {
         if let Some(claims) = &options.extra_claims {
             command.env("IDP_EXTRA_CLAIMS", claims);
         }
-        let mut child = command.spawn().expect("start node tests/idp/idp.mjs");
-        let stderr = std::sync::Arc::new(Mutex::new(Vec::new()));
-        let sink = stderr.clone();
-        let err = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                sink.lock().expect("lock").push(line);
-            }
-        });
-        let (tx, rx) = std::sync::mpsc::channel();
-        let out = child.stdout.take().expect("stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("listening ") {
-                    let _ = tx.send(url.trim().to_string());
-                }
-            }
-        });
-        let issuer = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "the test provider did not start:\n{}",
-                    stderr.lock().expect("lock").join("\n")
-                );
+        // A start that fails is tried once more (two busy cores and many
+        // tests at once can starve a start); a second failure says why.
+        let mut failures = Vec::new();
+        let (child, issuer) = loop {
+            match launch(&mut command) {
+                Ok(started) => break started,
+                Err(why) if failures.is_empty() => failures.push(why),
+                Err(why) => panic!(
+                    "the test provider did not start, twice:\n{}\n---\n{why}",
+                    failures[0]
+                ),
             }
         };
         Provider {
