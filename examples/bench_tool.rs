@@ -68,18 +68,23 @@ fn tokens(dir: &str, n: usize) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn hold(addr: &str, cert: &str, n: usize, secs: u64) -> Result<(), Box<dyn std::error::Error>> {
-    use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
+/// A TLS client trusting the certificate in `cert`.
+fn client_config(cert: &str) -> Result<rustls::ClientConfig, Box<dyn std::error::Error>> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(cert)? {
         roots.add(c?)?;
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        .with_no_client_auth())
+}
+
+fn hold(addr: &str, cert: &str, n: usize, secs: u64) -> Result<(), Box<dyn std::error::Error>> {
+    use rustls::pki_types::ServerName;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(cert)?));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -101,20 +106,11 @@ fn hold(addr: &str, cert: &str, n: usize, secs: u64) -> Result<(), Box<dyn std::
 fn paced(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     use bytes::Bytes;
     use http_body_util::{BodyExt, Empty};
-    use rustls::pki_types::{pem::PemObject, CertificateDer};
     let [url, cert, rate, secs, conns, headers @ ..] = args else {
         return Err("usage: bench_tool paced URL CERT RATE SECS CONNS [HEADER: VALUE]...".into());
     };
     let (rate, secs, conns): (f64, f64, usize) = (rate.parse()?, secs.parse()?, conns.parse()?);
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(cert)? {
-        roots.add(c?)?;
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = client_config(cert)?;
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()

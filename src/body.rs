@@ -183,10 +183,7 @@ impl ResponseBody {
 
 /// The dashboard's view of a finished request.
 fn record_stats(stats: &crate::stats::Stats, record: &RequestRecord) {
-    let refused = !matches!(
-        record.decision,
-        crate::error::Decision::Allowed | crate::error::Decision::UpstreamError
-    );
+    let refused = crate::stats::is_refusal(record.decision);
     let caller = match (&record.key_id, &record.subject) {
         (Some(id), _) => Some(id.clone()),
         (None, Some(subject)) => Some(subject.clone()),

@@ -210,41 +210,39 @@ pub fn token_verified(issuer: &str) {
         .inc();
 }
 
+fn count(family: &Family<ResultLabels, Counter>, result: &'static str) {
+    family.get_or_create(&ResultLabels { result }).inc();
+}
+
+fn ok_or_error(ok: bool) -> &'static str {
+    if ok {
+        "ok"
+    } else {
+        "error"
+    }
+}
+
 /// A sign-in callback: `ok`, or the reason it was refused.
 pub fn sign_in(result: &'static str) {
-    METRICS
-        .sign_ins
-        .get_or_create(&ResultLabels { result })
-        .inc();
+    count(&METRICS.sign_ins, result);
 }
 
 /// A refresh grant at the provider.
 pub fn session_refresh(ok: bool) {
-    let result = if ok { "ok" } else { "error" };
-    METRICS
-        .session_refreshes
-        .get_or_create(&ResultLabels { result })
-        .inc();
+    count(&METRICS.session_refreshes, ok_or_error(ok));
 }
 
 /// A logout: `ok` (a session ended) or `no_session`.
 pub fn logout(result: &'static str) {
-    METRICS
-        .logouts
-        .get_or_create(&ResultLabels { result })
-        .inc();
+    count(&METRICS.logouts, result);
 }
 
 pub fn reload(ok: bool) {
-    let result = if ok { "ok" } else { "error" };
-    METRICS
-        .reloads
-        .get_or_create(&ResultLabels { result })
-        .inc();
+    count(&METRICS.reloads, ok_or_error(ok));
 }
 
 pub fn jwks_refresh(issuer: &str, ok: bool) {
-    let result = if ok { "ok" } else { "error" };
+    let result = ok_or_error(ok);
     METRICS
         .jwks_refreshes
         .get_or_create(&IssuerResultLabels {

@@ -177,7 +177,8 @@ impl Default for Stats {
     }
 }
 
-fn is_refusal(d: Decision) -> bool {
+/// A request the gateway refused (the caller's doing, not the upstream's or a dependency's).
+pub fn is_refusal(d: Decision) -> bool {
     !matches!(
         d,
         Decision::Allowed | Decision::UpstreamError | Decision::Unavailable

@@ -69,11 +69,7 @@ pub async fn handle_check<B>(
     }
     record.status = response.status().as_u16();
     let (parts, payload) = response.into_parts();
-    let stats = state
-        .snapshot
-        .load()
-        .collects_stats()
-        .then(|| state.stats.clone());
+    let stats = snapshot.collects_stats().then(|| state.stats.clone());
     let body = ResponseBody::new(payload, record, state.access_log.clone(), stats, None);
     Response::from_parts(parts, body)
 }
