@@ -106,6 +106,7 @@ fn bench(c: &mut Criterion) {
                     },
                     rate_limit: None,
                     trace: TraceParent::of(&parts.headers),
+                    client_cert: None,
                 };
                 let admitted = runtime.block_on(decide(&mut ctx, &mut record, &mut parts));
                 assert!(admitted.is_ok(), "{name}");

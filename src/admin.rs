@@ -74,6 +74,7 @@ async fn route(req: Request<Incoming>, state: &GatewayState) -> AdminResponse {
         ),
         (&Method::GET, "/") => dashboard_page(),
         (&Method::GET, "/stats") => json_response(StatusCode::OK, stats(state)),
+        (&Method::GET, "/.well-known/jwks.json") => assertion_keys(state),
         (&Method::GET, "/metrics") => {
             let mut r = Response::new(Full::new(Bytes::from(crate::metrics::render())));
             r.headers_mut().insert(
@@ -117,6 +118,31 @@ async fn route(req: Request<Incoming>, state: &GatewayState) -> AdminResponse {
             "No such admin endpoint.",
         ),
     }
+}
+
+/// The public keys of the identity assertion (docs/policy.md
+/// `identity.assertion`), for upstreams to verify it.
+fn assertion_keys(state: &GatewayState) -> AdminResponse {
+    let snapshot = state.snapshot.load();
+    let Some(signer) = &snapshot.auth.assertion else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "No identity assertion is configured (identity.assertion).",
+        );
+    };
+    let mut r = Response::new(Full::new(signer.jwks.clone()));
+    let headers = r.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    // Short, so a key added for a rotation is seen within a minute.
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("max-age=60"),
+    );
+    r
 }
 
 /// The dashboard page, allowed by its CSP nothing but its own script and `/stats`.

@@ -111,14 +111,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Write a self-signed development certificate and key.
+    /// Write a self-signed development certificate and key, or (with
+    /// --assertion-key) a fresh identity-assertion signing key.
     Certs {
         #[arg(long, default_value = "certs")]
         out: PathBuf,
         /// Host names or IPs, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "localhost,127.0.0.1,::1")]
         host: Vec<String>,
+        /// Write only a new PKCS#8 signing key for `identity.assertion` to this file.
+        #[arg(long, value_name = "FILE")]
+        assertion_key: Option<PathBuf>,
+        /// The new assertion key's algorithm.
+        #[arg(long, value_enum, default_value = "es256", requires = "assertion_key")]
+        algorithm: AssertionAlgorithm,
     },
+}
+
+/// Algorithms `certs --assertion-key` writes keys for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum AssertionAlgorithm {
+    /// EC P-256.
+    Es256,
+    /// Ed25519.
+    Eddsa,
 }
 
 /// A failed command: one sentence and an exit code.
@@ -211,7 +227,27 @@ pub fn main() -> Result<(), Failure> {
             slice,
             json,
         } => report(&path, since.as_deref(), &slice, json),
-        Command::Certs { out, host } => {
+        Command::Certs {
+            assertion_key: Some(path),
+            algorithm,
+            ..
+        } => {
+            use authgate::auth::assertion_key::{write_new, NewKey};
+            if path.exists() {
+                return Err(invalid(format!(
+                    "{} exists; a rotation needs a new file (docs/operations.md, rotating the assertion key)",
+                    path.display()
+                )));
+            }
+            let kind = match algorithm {
+                AssertionAlgorithm::Es256 => NewKey::Es256,
+                AssertionAlgorithm::Eddsa => NewKey::EdDsa,
+            };
+            let kid = write_new(&path, kind).map_err(runtime)?;
+            println!("wrote {} (kid {kid})", path.display());
+            Ok(())
+        }
+        Command::Certs { out, host, .. } => {
             let cert = out.join("gateway.pem");
             let key = out.join("gateway-key.pem");
             authgate::tls::write_self_signed(&cert, &key, &host)

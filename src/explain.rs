@@ -72,6 +72,7 @@ pub async fn explain(
         },
         rate_limit: None,
         trace: TraceParent::of(&head.headers),
+        client_cert: None,
     };
     let result = decide::decide(&mut ctx, &mut record, &mut head)
         .await

@@ -71,6 +71,7 @@ reasons! {
     InactiveToken => "inactive_token",
     IntrospectionUnavailable => "introspection_unavailable",
     TokenRevoked => "token_revoked",
+    UnknownClientCert => "unknown_client_cert",
     // Browser sessions (docs/sign-in.md).
     SignInRedirect => "sign_in_redirect",
     SessionExpired => "session_expired",
@@ -84,6 +85,7 @@ reasons! {
     CrossSiteRequest => "cross_site_request",
     ProviderUnavailable => "provider_unavailable",
     SessionStoreUnavailable => "session_store_unavailable",
+    AssertionUnavailable => "assertion_unavailable",
     CorsOriginNotAllowed => "cors_origin_not_allowed",
     // 403 and 404.
     MissingScope => "missing_scope",

@@ -161,9 +161,15 @@ async fn serve_connection(
         }
         Err(_) => return,
     };
+    let session = tls.get_ref().1;
     let conn = Arc::new(ConnInfo {
         peer,
-        tls_version: crate::tls::version_name(tls.get_ref().1.protocol_version()),
+        tls_version: crate::tls::version_name(session.protocol_version()),
+        // Read once per connection; rustls has verified it already.
+        client_cert: session
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|leaf| crate::auth::mtls::ClientCert::from_der(leaf)),
         hold,
     });
     let io = TokioIo::new(ActivityIo {

@@ -15,6 +15,9 @@ pub struct TlsSettings {
     pub generate_self_signed: bool,
     pub tls13_only: bool,
     pub client_ca: Option<PathBuf>,
+    /// `client_auth: optional`: a client may present no certificate.
+    pub client_auth_optional: bool,
+    pub client_crl: Option<PathBuf>,
 }
 
 /// An extra CA bundle (upstream, issuer or introspection `ca`) that cannot be used.
@@ -97,7 +100,7 @@ pub fn write_self_signed(cert: &Path, key: &Path, hosts: &[String]) -> Result<()
     Ok(())
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -112,6 +115,35 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// The hosts a development certificate covers.
 pub fn dev_hosts() -> Vec<String> {
     vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]
+}
+
+/// The CA certificates that sign client certificates.
+pub fn client_roots(ca: &Path) -> Result<rustls::RootCertStore, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| file_err(ca, e))? {
+        roots
+            .add(cert.map_err(|e| file_err(ca, e))?)
+            .map_err(|e| file_err(ca, e))?;
+    }
+    if roots.is_empty() {
+        return Err(file_err(ca, "no certificate in file"));
+    }
+    Ok(roots)
+}
+
+/// The certificate revocation lists of `server.tls.client_crl`.
+pub fn client_crls(
+    path: &Path,
+) -> Result<Vec<rustls::pki_types::CertificateRevocationListDer<'static>>, TlsError> {
+    use rustls::pki_types::CertificateRevocationListDer;
+    let crls = CertificateRevocationListDer::pem_file_iter(path)
+        .map_err(|e| file_err(path, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_err(path, e))?;
+    if crls.is_empty() {
+        return Err(file_err(path, "no CRL in file"));
+    }
+    Ok(crls)
 }
 
 /// Builds the server's rustls configuration: ALPN h2 + http/1.1, the minimum
@@ -141,13 +173,22 @@ pub fn server_config(tls: &TlsSettings) -> Result<ServerConfig, TlsError> {
     let builder = match &tls.client_ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(ca).map_err(|e| file_err(ca, e))? {
-                roots
-                    .add(cert.map_err(|e| file_err(ca, e))?)
-                    .map_err(|e| file_err(ca, e))?;
+            let roots = client_roots(ca)?;
+            let crls = match &tls.client_crl {
+                Some(path) => client_crls(path)?,
+                None => Vec::new(),
+            };
+            // webpki checks the chain, the validity period, the CRLs (of
+            // the leaf: a revoked intermediate needs its own CRL listed)
+            // and an extended key usage, which must include clientAuth
+            // when the certificate names any.
+            let mut verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .with_crls(crls)
+                .only_check_end_entity_revocation();
+            if tls.client_auth_optional {
+                verifier = verifier.allow_unauthenticated();
             }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            let verifier = verifier
                 .build()
                 .map_err(|e| TlsError::Config(e.to_string()))?;
             builder.with_client_cert_verifier(verifier)

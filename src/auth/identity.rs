@@ -18,10 +18,18 @@ pub enum Kind {
     Introspection,
     /// A browser session from OpenID Connect sign-in (docs/sign-in.md).
     Session,
+    /// A verified client certificate of a listed subject (docs/policy.md `mtls`).
+    Mtls,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::ApiKey, Kind::Jwt, Kind::Introspection, Kind::Session];
+    pub const ALL: [Kind; 5] = [
+        Kind::ApiKey,
+        Kind::Jwt,
+        Kind::Introspection,
+        Kind::Session,
+        Kind::Mtls,
+    ];
 
     /// The wire name: policy files, `X-Auth-Method`, the access log.
     pub fn as_str(self) -> &'static str {
@@ -30,6 +38,7 @@ impl Kind {
             Kind::Jwt => "jwt",
             Kind::Introspection => "introspection",
             Kind::Session => "session",
+            Kind::Mtls => "mtls",
         }
     }
 }
@@ -41,11 +50,12 @@ pub struct KindSet {
     pub jwt: bool,
     pub introspection: bool,
     pub session: bool,
+    pub mtls: bool,
 }
 
 impl KindSet {
     pub fn is_empty(&self) -> bool {
-        !(self.api_key || self.jwt || self.introspection || self.session)
+        !(self.api_key || self.jwt || self.introspection || self.session || self.mtls)
     }
 
     /// Bearer tokens are JWTs or opaque tokens.
@@ -60,6 +70,7 @@ impl KindSet {
             jwt: self.jwt && other.jwt,
             introspection: self.introspection && other.introspection,
             session: self.session && other.session,
+            mtls: self.mtls && other.mtls,
         }
     }
 
@@ -69,6 +80,7 @@ impl KindSet {
             Kind::Jwt => self.jwt,
             Kind::Introspection => self.introspection,
             Kind::Session => self.session,
+            Kind::Mtls => self.mtls,
         }
     }
 }
@@ -172,6 +184,7 @@ impl IdentityParts<'_> {
         }
         let caller = crate::ratelimit::Caller::new(match (&self.key_id, self.method) {
             (Some(id), Kind::ApiKey) => format!("key:{id}"),
+            (_, Kind::Mtls) => format!("cert:{}", self.subject),
             _ => format!(
                 "tok:{} {}",
                 self.issuer.as_deref().unwrap_or(""),
@@ -201,6 +214,10 @@ pub struct IdentityHeaders {
     pub key_id: HeaderName,
     pub issuer: HeaderName,
     pub claims: Vec<(String, HeaderName)>,
+    /// The client certificate's fingerprint, on `mtls` requests.
+    pub cert_sha256: HeaderName,
+    /// The signed assertion, when `identity.assertion` is configured.
+    pub assertion: Option<HeaderName>,
 }
 
 impl IdentityHeaders {
@@ -212,8 +229,10 @@ impl IdentityHeaders {
             &self.scopes,
             &self.key_id,
             &self.issuer,
+            &self.cert_sha256,
         ]
         .into_iter()
+        .chain(self.assertion.as_ref())
         .chain(self.claims.iter().map(|(_, h)| h))
     }
 }
@@ -228,6 +247,8 @@ impl Default for IdentityHeaders {
             key_id: HeaderName::from_static("x-auth-key-id"),
             issuer: HeaderName::from_static("x-auth-issuer"),
             claims: Vec::new(),
+            cert_sha256: HeaderName::from_static("x-auth-cert-sha256"),
+            assertion: None,
         }
     }
 }
@@ -243,6 +264,8 @@ impl IdentityHeaders {
             || *name == self.scopes
             || *name == self.key_id
             || *name == self.issuer
+            || *name == self.cert_sha256
+            || self.assertion.as_ref() == Some(name)
             || self.claims.iter().any(|(_, h)| h == name)
     }
 }

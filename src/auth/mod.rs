@@ -1,6 +1,8 @@
 //! Turning one credential into an `Identity` (docs/requests.md step 4).
 
 pub mod api_key;
+pub mod assertion;
+pub mod assertion_key;
 mod claims;
 pub mod fetch;
 pub mod identity;
@@ -8,6 +10,7 @@ pub mod introspection;
 pub mod jwks;
 pub mod jwks_registry;
 pub mod jwt;
+pub mod mtls;
 pub mod session;
 pub mod token_cache;
 
@@ -38,7 +41,7 @@ impl Credential<'_> {
     }
 }
 
-fn two_credentials() -> GatewayError {
+pub fn two_credentials() -> GatewayError {
     GatewayError::bad_request(
         Reason::MultipleCredentials,
         "The request carries more than one credential.",
@@ -138,6 +141,10 @@ pub struct AuthPolicy {
     pub introspection: introspection::Introspector,
     /// Browser sign-in (docs/sign-in.md), when `sessions` is configured.
     pub sessions: Option<session::SessionPolicy>,
+    /// Client certificates of listed subjects (`mtls`).
+    pub mtls: mtls::MtlsPolicy,
+    /// The signed identity statement sent upstream (`identity.assertion`).
+    pub assertion: Option<assertion::AssertionSigner>,
 }
 
 impl AuthPolicy {
@@ -184,6 +191,8 @@ pub struct AuthServices {
     pub token_cache: token_cache::TokenCache,
     /// Browser sessions and the sign-ins in progress.
     pub sessions: session::SessionServices,
+    /// Identity assertions recently signed, reused for up to half their lifetime.
+    pub assertions: assertion::AssertionCache,
 }
 
 impl AuthServices {

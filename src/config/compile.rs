@@ -44,7 +44,12 @@ pub(super) fn compile(
     let forward_auth =
         super::operations::forward_auth(file.forward_auth, server.as_ref(), admin.as_ref(), diag);
     // On error the defaults stand in, so the rest of the file is still checked.
-    let identity = super::keys::identity(file.identity, diag).unwrap_or_default();
+    let mut identity_file = file.identity;
+    let assertion_file = identity_file.assertion.take();
+    let identity =
+        super::keys::identity(identity_file, assertion_file.as_ref(), diag).unwrap_or_default();
+    let assertion = assertion_file
+        .and_then(|f| super::credentials::assertion(f, &identity, diag, &resolve));
     // A section that is present configures its kind even when empty: a
     // route may name it before the first key or issuer is added.
     let kinds = KindSet {
@@ -52,7 +57,12 @@ pub(super) fn compile(
         jwt: file.jwt.is_some(),
         introspection: file.introspection.is_some(),
         session: file.sessions.is_some(),
+        mtls: file.mtls.is_some(),
     };
+    let mtls = file.mtls.map(|f| {
+        let tls = server.as_ref().map(|s| &s.tls);
+        super::credentials::mtls(f, tls, &identity, &limits, diag)
+    });
     let api_keys = super::keys::api_keys(file.api_keys.unwrap_or_default(), &identity, diag);
     let mut jwt = super::tokens::issuers(file.jwt.unwrap_or_default(), diag, &resolve, env);
     jwt.cache_capacity = token_cache_entries.unwrap_or(crate::auth::token_cache::DEFAULT_CAPACITY);
@@ -75,6 +85,8 @@ pub(super) fn compile(
             jwt,
             introspection,
             sessions,
+            mtls: mtls.unwrap_or_default(),
+            assertion,
         },
         routes,
         cors,

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use super::file_browser::{CorsFile, SessionsFile};
+pub use super::file_credentials::{AssertionFile, MtlsClientFile, MtlsFile};
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -30,6 +31,8 @@ pub struct FileConfig {
     pub sessions: Option<SessionsFile>,
     /// Browser apps on other origins (CORS). Absent: no cross-origin answers.
     pub cors: Option<Vec<CorsFile>>,
+    /// Client certificates as credentials (kind `mtls`). Absent: a certificate is no credential.
+    pub mtls: Option<MtlsFile>,
 }
 
 /// `forward_auth`: the decision listener for a front proxy.
@@ -103,11 +106,21 @@ pub struct TlsFile {
     /// Lowest TLS version offered. `"1.3"` refuses TLS 1.2 clients. Default: `"1.2"`.
     #[schemars(extend("enum" = ["1.2", "1.3", null]))]
     pub min_version: Option<String>,
-    /// A PEM CA bundle. When set, every connection must present a client certificate signed by
-    /// one of these CAs, or the handshake fails. This is a connection requirement, not a
-    /// credential: the caller still needs an API key or token on protected routes. Default:
-    /// `null`.
+    /// A PEM CA bundle for client certificates. With `client_auth: required` every connection
+    /// must present a certificate it signed, or the handshake fails; with `optional` a connection
+    /// may present none. A certificate is a credential only on routes accepting `mtls` (see
+    /// `mtls`); elsewhere the caller still needs an API key or token. Certificates that carry an
+    /// extended key usage must include clientAuth. Default: `null`.
     pub client_ca: Option<PathBuf>,
+    /// `required`: no handshake without a valid client certificate. `optional`: a client may
+    /// present none (and is judged by its other credentials), but one it presents must be valid.
+    /// Only with `client_ca`. Default: `required`.
+    #[schemars(extend("enum" = ["required", "optional", null]))]
+    pub client_auth: Option<String>,
+    /// A PEM file of certificate revocation lists from the client CA: a revoked certificate fails
+    /// the handshake. Read at start and at every reload (new handshakes use the new list). Only
+    /// with `client_ca`. Default: `null`.
+    pub client_crl: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -166,6 +179,12 @@ pub struct IdentityFile {
     /// numbers and booleans printed, arrays of those joined with spaces. Objects and `null`
     /// produce no header. Default: `{}`.
     pub claims: BTreeMap<String, String>,
+    /// Lower-case hex SHA-256 of the client certificate's DER, on requests authenticated by
+    /// `mtls` only. Default: `X-Auth-Cert-Sha256`.
+    pub cert_sha256: Option<String>,
+    /// A signed statement of the caller's identity for the upstream to verify (below). Absent:
+    /// none is sent.
+    pub assertion: Option<AssertionFile>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -293,6 +312,9 @@ pub struct RateLimitsFile {
     pub limits: BTreeMap<String, LimitFile>,
     /// Brute-force guard on failed authentications, one bucket per client IP. Absent: no guard.
     pub failed_auth_per_ip: Option<LimitFile>,
+    /// Limit for requests on `auth: none` routes and CORS preflights, one bucket per client IP
+    /// (an IPv6 client by its /64). Absent: such requests are not limited.
+    pub anonymous: Option<LimitFile>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -329,7 +351,7 @@ pub struct RouteFile {
     /// Listing `GET` also covers `HEAD`. Default: any method.
     pub methods: Option<Vec<String>>,
     /// `none`: public route, no credential needed (identity headers are still stripped). A list
-    /// names the credential kinds accepted here, from `api_key`, `jwt`, `introspection`, `session`. Default:
+    /// names the credential kinds accepted here, from `api_key`, `jwt`, `introspection`, `session`, `mtls`. Default:
     /// every kind the policy configures.
     #[schemars(schema_with = "route_auth_schema")]
     pub auth: Option<serde_yaml::Value>,
@@ -358,7 +380,7 @@ pub struct AccessLogFile {
 /// Keys `check` requires although serde fills them with a default (so that
 /// every missing one is reported, not only the first): the schema marks
 /// them required. Each is refused by `check` when missing.
-pub const REQUIRED_KEYS: [(&str, &[&str]); 8] = [
+pub const REQUIRED_KEYS: [(&str, &[&str]); 10] = [
     ("", &["upstream", "routes"]),
     ("ServerFile", &["tls"]),
     ("ApiKeyFile", &["id", "sha256"]),
@@ -370,6 +392,8 @@ pub const REQUIRED_KEYS: [(&str, &[&str]); 8] = [
     ("RouteFile", &["path"]),
     ("SessionsFile", &["provider", "client_id", "key_env"]),
     ("CorsFile", &["origins"]),
+    ("AssertionFile", &["key", "audience"]),
+    ("MtlsClientFile", &["subject"]),
 ];
 
 fn workers_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -388,7 +412,7 @@ fn route_auth_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "description": "`none`: public. Otherwise the credential kinds the route accepts. Default: every kind the policy configures.",
         "oneOf": [
             {"const": "none"},
-            {"type": "array", "items": {"enum": ["api_key", "jwt", "introspection", "session"]}, "uniqueItems": true},
+            {"type": "array", "items": {"enum": ["api_key", "jwt", "introspection", "session", "mtls"]}, "uniqueItems": true},
             {"type": "null"}
         ]
     })

@@ -9,7 +9,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-pub(super) fn identity(f: file::IdentityFile, diag: &mut Diagnostics) -> Option<IdentityHeaders> {
+/// The identity header names; `assertion` is `identity.assertion`, taken
+/// out of `f` to be compiled on its own.
+pub(super) fn identity(
+    f: file::IdentityFile,
+    assertion: Option<&file::AssertionFile>,
+    diag: &mut Diagnostics,
+) -> Option<IdentityHeaders> {
     let mut one = |value: Option<String>, default: &str, field: &str| {
         header_name(
             value.as_deref().unwrap_or(default),
@@ -22,6 +28,15 @@ pub(super) fn identity(f: file::IdentityFile, diag: &mut Diagnostics) -> Option<
     let scopes = one(f.scopes, "X-Auth-Scopes", "scopes");
     let key_id = one(f.key_id, "X-Auth-Key-Id", "key_id");
     let issuer = one(f.issuer, "X-Auth-Issuer", "issuer");
+    let cert_sha256 = one(f.cert_sha256, "X-Auth-Cert-Sha256", "cert_sha256");
+    let assertion = match assertion {
+        None => None,
+        Some(a) => Some(header_name(
+            a.header.as_deref().unwrap_or("X-Auth-Assertion"),
+            "identity.assertion.header",
+            diag,
+        )?),
+    };
     let mut claims = Vec::new();
     for (claim, header) in f.claims {
         if let Some(h) = header_name(&header, &format!("identity.claims.{claim}"), diag) {
@@ -35,6 +50,8 @@ pub(super) fn identity(f: file::IdentityFile, diag: &mut Diagnostics) -> Option<
         key_id: key_id?,
         issuer: issuer?,
         claims,
+        cert_sha256: cert_sha256?,
+        assertion,
     })
 }
 

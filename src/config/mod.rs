@@ -2,9 +2,11 @@
 
 mod compile;
 mod cors;
+mod credentials;
 mod diagnostics;
 pub mod file;
 mod file_browser;
+mod file_credentials;
 mod keys;
 mod operations;
 pub mod positions;

@@ -74,6 +74,10 @@ pub(super) fn rate_limits(
             .failed_auth_per_ip
             .as_ref()
             .map(|l| limit(l, "rate_limits.failed_auth_per_ip", diag)),
+        anonymous: f
+            .anonymous
+            .as_ref()
+            .map(|l| limit(l, "rate_limits.anonymous", diag)),
         ..Default::default()
     };
     for (name, l) in &f.limits {

@@ -126,7 +126,7 @@ fn route_auth(
     path: &str,
     diag: &mut Diagnostics,
 ) -> Option<RouteAuth> {
-    let hint = "write `auth: none`, or a list of kinds from api_key, jwt, introspection, session";
+    let hint = "write `auth: none`, or a list of kinds from api_key, jwt, introspection, session, mtls";
     let kinds = match value {
         None => configured,
         Some(serde_yaml::Value::String(s)) if s == "none" => return Some(RouteAuth::None),
@@ -138,6 +138,7 @@ fn route_auth(
                     Some("jwt") => (&mut set.jwt, configured.jwt),
                     Some("introspection") => (&mut set.introspection, configured.introspection),
                     Some("session") => (&mut set.session, configured.session),
+                    Some("mtls") => (&mut set.mtls, configured.mtls),
                     _ => {
                         diag.error(
                             &format!("{path}[{j}]"),
@@ -160,7 +161,7 @@ fn route_auth(
     };
     if kinds.is_empty() {
         // Valid, so a route can be written before its first key: it answers 401.
-        diag.warning(path, "this route needs a credential but the policy configures no api_keys, jwt, introspection or sessions yet, so it answers 401 to everyone; add one, or make the route `auth: none`");
+        diag.warning(path, "this route needs a credential but the policy configures no api_keys, jwt, introspection, sessions or mtls yet, so it answers 401 to everyone; add one, or make the route `auth: none`");
     }
     Some(RouteAuth::Kinds(kinds))
 }

@@ -80,16 +80,52 @@ fn tls(
                     "`server.tls.key` is required: the path of the PEM private key",
                 );
             }
-            match (t.cert, t.key, tls13_only) {
-                (Some(cert), Some(key), Some(tls13_only)) => Some(TlsSettings {
-                    cert: resolve(cert),
-                    key: resolve(key),
-                    generate_self_signed: t.generate_self_signed,
-                    tls13_only,
-                    client_ca: t.client_ca.map(resolve),
-                }),
+            let client_auth_optional = client_auth(t.client_auth.as_deref(), &t, diag);
+            let client_ca = t.client_ca.map(resolve);
+            let client_crl = t.client_crl.map(resolve);
+            if let Some(ca) = &client_ca {
+                if let Err(e) = crate::tls::client_roots(ca) {
+                    diag.error("server.tls.client_ca", format!("{e}; give a PEM bundle of the CA certificates that sign client certificates"));
+                }
+            }
+            if let Some(crl) = &client_crl {
+                if let Err(e) = crate::tls::client_crls(crl) {
+                    diag.error("server.tls.client_crl", format!("{e}; give a PEM file of `X509 CRL` blocks from the client CA"));
+                }
+            }
+            match (t.cert, t.key, tls13_only, client_auth_optional) {
+                (Some(cert), Some(key), Some(tls13_only), Some(client_auth_optional)) => {
+                    Some(TlsSettings {
+                        cert: resolve(cert),
+                        key: resolve(key),
+                        generate_self_signed: t.generate_self_signed,
+                        tls13_only,
+                        client_ca,
+                        client_auth_optional,
+                        client_crl,
+                    })
+                }
                 _ => None,
             }
+        }
+    }
+}
+
+/// `server.tls.client_auth`: whether a client may present no certificate.
+fn client_auth(value: Option<&str>, t: &file::TlsFile, diag: &mut Diagnostics) -> Option<bool> {
+    if t.client_ca.is_none() {
+        for (key, set) in [("client_auth", value.is_some()), ("client_crl", t.client_crl.is_some())] {
+            if set {
+                diag.error(&format!("server.tls.{key}"), format!("`{key}` applies to client certificates, which need `client_ca` (the CA that signs them); set `client_ca` or remove `{key}`"));
+            }
+        }
+    }
+    match value {
+        None | Some("required") => Some(false),
+        Some("optional") => Some(true),
+        Some(other) => {
+            diag.error("server.tls.client_auth", format!("`{other}` is not a client-certificate mode; write `required` or `optional`"));
+            None
         }
     }
 }

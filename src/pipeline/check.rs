@@ -46,6 +46,7 @@ pub async fn handle_check<B>(
         live: state.live(),
         rate_limit: None,
         trace,
+        client_cert: None,
     };
     let result = if !trusted(peer.ip()) {
         Err(GatewayError::UntrustedPeer)
@@ -53,8 +54,11 @@ pub async fn handle_check<B>(
         judge(&mut ctx, &mut record, &mut head).await
     };
     let rate_limit = ctx.rate_limit;
+    let result = result.and_then(|identity| {
+        allowed(&snapshot.auth, &state.auth.assertions, identity.as_deref())
+    });
     let mut response = match result {
-        Ok(identity) => allowed(&snapshot.auth.identity, identity.as_deref()),
+        Ok(response) => response,
         Err(e) => {
             record.decision = e.decision();
             record.reason = Some(e.reason());
@@ -158,16 +162,20 @@ fn original_request(head: &mut http::request::Parts) -> Result<(), GatewayError>
 /// identity header is present, empty when the caller has no such value: a
 /// front proxy that copies a header the answer lacks may send its own
 /// placeholder text upstream instead (Caddy 2.6).
-fn allowed(names: &crate::auth::IdentityHeaders, identity: Option<&Identity>) -> Response<Payload> {
+fn allowed(
+    auth: &crate::auth::AuthPolicy,
+    assertions: &crate::auth::assertion::AssertionCache,
+    identity: Option<&Identity>,
+) -> Result<Response<Payload>, GatewayError> {
     let mut response = Response::new(Payload::json(Bytes::new()));
     let headers = response.headers_mut();
-    for name in names.all() {
+    for name in auth.identity.all() {
         headers.insert(name.clone(), HeaderValue::from_static(""));
     }
     if let Some(identity) = identity {
-        headers::add_identity(headers, identity);
+        headers::add_caller(headers, auth, identity, None, assertions)?;
     }
-    response
+    Ok(response)
 }
 
 /// The refusal as the main listener gives it, but relayable: no route is

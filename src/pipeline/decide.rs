@@ -34,6 +34,8 @@ pub struct RequestCtx<'a> {
     pub rate_limit: Option<Outcome>,
     /// Sent upstream with the request.
     pub trace: super::headers::TraceParent,
+    /// The connection's verified client certificate (`mtls`).
+    pub client_cert: Option<&'a auth::mtls::ClientCert>,
 }
 
 /// A request let through: its normalized path, its route, its caller.
@@ -67,7 +69,10 @@ pub async fn decide<'a>(
     super::headers::strip_identity(&mut parts.headers, &snapshot.auth.identity);
     // 4–7. Authenticate, check revocation, authorize, rate-limit.
     let identity = match &route.auth {
-        RouteAuth::None => None,
+        RouteAuth::None => {
+            limit_anonymous(ctx, record.client_ip).await?;
+            None
+        }
         RouteAuth::Kinds(accepted) => {
             Some(guarded_admit(ctx, route, *accepted, parts, record).await?)
         }
@@ -77,6 +82,26 @@ pub async fn decide<'a>(
         route,
         identity,
     })
+}
+
+/// `rate_limits.anonymous`: a request that needs no credential (an
+/// `auth: none` route, a CORS preflight) spends from its client IP's bucket.
+pub(super) async fn limit_anonymous(
+    ctx: &mut RequestCtx<'_>,
+    client_ip: std::net::IpAddr,
+) -> Result<(), GatewayError> {
+    let Some(spec) = ctx.snapshot.limits.anonymous else {
+        return Ok(());
+    };
+    let outcome = ctx.live.limits.check_ip(spec, client_ip).await;
+    ctx.rate_limit = Some(outcome);
+    if outcome.allowed {
+        Ok(())
+    } else {
+        Err(GatewayError::RateLimited {
+            retry_after_secs: outcome.retry_after_secs,
+        })
+    }
 }
 
 /// Steps 4–7 behind the failed-authentication guard (step 7): an IP out of
@@ -120,17 +145,30 @@ async fn admit(
             api_key_configured: configured.api_key,
         });
     }
-    // A header credential takes precedence over a session cookie.
-    let Some(credential) = auth::extract(headers, &snapshot.auth.api_keys.header)? else {
-        return admit_session(ctx, route, accepted, parts, record).await;
-    };
+    // A client certificate is a credential only where the route takes `mtls`.
+    let cert = ctx.client_cert.filter(|_| accepted.mtls && configured.mtls);
+    let credential = auth::extract(headers, &snapshot.auth.api_keys.header)?;
+    if cert.is_some() && credential.is_some() {
+        return Err(auth::two_credentials());
+    }
     // Brute-force guard: an IP out of failed attempts is not heard.
-    if let Some(guard) = guard {
+    if let (Some(guard), true) = (guard, cert.is_some() || credential.is_some()) {
         if let Some(retry_after_secs) = live.limits.ip_blocked(guard, record.client_ip).await {
             ctx.rate_limit = Some(crate::ratelimit::Outcome::refused(guard, retry_after_secs));
             return Err(GatewayError::RateLimited { retry_after_secs });
         }
     }
+    if let Some(cert) = cert {
+        record.auth_method = Some(auth::Kind::Mtls.as_str());
+        let identity = snapshot.auth.mtls.authenticate(cert)?;
+        record.subject = Some(identity.subject.clone());
+        check_caller(ctx, route, &identity, Scheme::Bearer).await?;
+        return Ok(identity);
+    }
+    // A header credential takes precedence over a session cookie.
+    let Some(credential) = credential else {
+        return admit_session(ctx, route, accepted, parts, record).await;
+    };
     let not_accepted = || GatewayError::InsufficientScope {
         scheme: credential.scheme(),
         reason: Reason::CredentialKindNotAccepted,

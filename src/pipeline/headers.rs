@@ -103,6 +103,33 @@ pub fn add_identity(headers: &mut HeaderMap, id: &Identity) {
     }
 }
 
+/// Everything said upstream about an admitted caller: its identity headers,
+/// its certificate's fingerprint (`mtls`), the signed assertion. An
+/// assertion that cannot be signed fails the request rather than let it
+/// through without one.
+pub fn add_caller(
+    headers: &mut HeaderMap,
+    auth: &crate::auth::AuthPolicy,
+    identity: &Identity,
+    cert: Option<&crate::auth::mtls::ClientCert>,
+    assertions: &crate::auth::assertion::AssertionCache,
+) -> Result<(), crate::error::GatewayError> {
+    add_identity(headers, identity);
+    if let (crate::auth::Kind::Mtls, Some(cert)) = (identity.method, cert) {
+        headers.insert(auth.identity.cert_sha256.clone(), cert.sha256_hex.clone());
+    }
+    if let Some(signer) = &auth.assertion {
+        let now = crate::clock::unix_now();
+        let value = signer.assertion(identity, assertions, now).ok_or(
+            crate::error::GatewayError::Unavailable {
+                reason: crate::error::Reason::AssertionUnavailable,
+            },
+        )?;
+        headers.insert(signer.header.clone(), value);
+    }
+    Ok(())
+}
+
 /// The address of the real client: the peer, or, when the peer is a trusted
 /// proxy, the right-most `X-Forwarded-For` entry that is not one (docs/requests.md step 7).
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: impl Fn(IpAddr) -> bool) -> IpAddr {
@@ -361,6 +388,8 @@ mod tests {
             key_id: HeaderName::from_static("x-auth-key-id"),
             issuer: HeaderName::from_static("x-auth-issuer"),
             claims: vec![("email".into(), HeaderName::from_static("x-email"))],
+            cert_sha256: HeaderName::from_static("x-client-cert"),
+            assertion: Some(HeaderName::from_static("x-assertion")),
         }
     }
 
@@ -373,6 +402,8 @@ mod tests {
                 generate_self_signed: false,
                 tls13_only: false,
                 client_ca: None,
+                client_auth_optional: false,
+                client_crl: None,
             },
             workers: None,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
@@ -425,6 +456,8 @@ mod tests {
         h.insert("x-Auth-Anything", HeaderValue::from_static("1"));
         h.insert("X-User", HeaderValue::from_static("root"));
         h.insert("X-Email", HeaderValue::from_static("a@b"));
+        h.insert("X-Client-Cert", HeaderValue::from_static("00"));
+        h.insert("X-Assertion", HeaderValue::from_static("forged.jwt.value"));
         h.insert("accept", HeaderValue::from_static("*/*"));
         strip_identity(&mut h, &identity_headers());
         assert_eq!(h.len(), 1);

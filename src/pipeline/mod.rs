@@ -32,6 +32,8 @@ use std::time::Instant;
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub tls_version: &'static str,
+    /// The verified client certificate, when the client presented one.
+    pub client_cert: Option<crate::auth::mtls::ClientCert>,
     /// Keeps the connection counted (open connections, `max_connections`)
     /// while anything that outlives its HTTP exchange, a WebSocket tunnel,
     /// holds a clone.
@@ -76,6 +78,7 @@ pub async fn handle(
         live: state.live(),
         rate_limit: None,
         trace,
+        client_cert: conn.client_cert.as_ref(),
     };
     let result = run(&mut ctx, &state, &conn, &mut record, req).await;
     let rate_limit = ctx.rate_limit;
@@ -127,6 +130,7 @@ async fn run(
     let (mut parts, body) = req.into_parts();
     // Answered before route matching: CORS preflights, the sign-in paths.
     if !snapshot.cors.is_empty() && cors::is_preflight(&parts) {
+        decide::limit_anonymous(ctx, record.client_ip).await?;
         return answer_preflight(snapshot, record, &parts);
     }
     if let Some(sessions) = &snapshot.auth.sessions {
@@ -158,6 +162,7 @@ async fn run(
     let mut req = prepare_upstream_request(
         snapshot,
         conn,
+        &state.auth.assertions,
         req,
         &admitted.path,
         admitted.identity.as_deref(),
@@ -222,9 +227,11 @@ fn switch_protocols(
 }
 
 /// Rewrites the caller's request into the one the upstream receives (docs/requests.md step 8).
+#[allow(clippy::too_many_arguments)]
 fn prepare_upstream_request(
     snapshot: &Snapshot,
     conn: &ConnInfo,
+    assertions: &crate::auth::assertion::AssertionCache,
     req: Request<Incoming>,
     path: &str,
     identity: Option<&Identity>,
@@ -251,7 +258,13 @@ fn prepare_upstream_request(
     headers.remove(HOST);
     headers::add_forwarded(headers, conn.peer.ip(), requested_host, &snapshot.server);
     if let Some(identity) = identity {
-        headers::add_identity(headers, identity);
+        headers::add_caller(
+            headers,
+            &snapshot.auth,
+            identity,
+            conn.client_cert.as_ref(),
+            assertions,
+        )?;
     }
     // Added after hop-by-hop removal, so `Connection: X-Request-Id` cannot
     // take it away; the caller's id goes upstream once, as kept or generated.

@@ -27,6 +27,8 @@ pub struct LimitPolicy {
     pub default: Option<LimitSpec>,
     pub named: HashMap<String, LimitSpec>,
     pub failed_auth_per_ip: Option<LimitSpec>,
+    /// Requests on `auth: none` routes and preflights, per client IP.
+    pub anonymous: Option<LimitSpec>,
 }
 
 impl LimitPolicy {
@@ -59,6 +61,12 @@ impl Caller {
         let hash = CALLER_HASHER.hash_one(&*name);
         Caller { name, hash }
     }
+
+    /// The keyed hash of the name: equal names, equal hashes; an attacker
+    /// cannot pick names that collide.
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
 }
 
 /// One spec's buckets, keyed by caller or IP, shared across reloads.
@@ -89,6 +97,9 @@ pub struct RateLimits<C: Clock + Clone = DefaultClock> {
     clock: C,
     callers: Pool<u64, C>,
     ips: Pool<IpAddr, C>,
+    /// `rate_limits.anonymous`, by client IP: a pool of its own, so that
+    /// anonymous requests never spend failed-auth tokens.
+    anonymous: Pool<IpAddr, C>,
     /// IPs whose failed-auth bucket is empty, until when.
     blocked: dashmap::DashMap<IpAddr, C::Instant>,
     /// The gateway's Redis service, with `backend: redis`.
@@ -107,6 +118,7 @@ impl<C: Clock + Clone> RateLimits<C> {
             clock,
             callers: Mutex::new(HashMap::new()),
             ips: Mutex::new(HashMap::new()),
+            anonymous: Mutex::new(HashMap::new()),
             blocked: dashmap::DashMap::new(),
             redis: None,
         }
@@ -146,12 +158,25 @@ impl<C: Clock + Clone> RateLimits<C> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|spec, _| Some(*spec) == policy.failed_auth_per_ip);
+        self.anonymous
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|spec, _| Some(*spec) == policy.anonymous);
     }
 
     /// Checks (and spends one request of) `caller`'s bucket in this process.
     pub fn check_local(&self, spec: LimitSpec, caller: &Caller) -> Outcome {
-        let limiter = self.caller_limiter(spec);
-        match limiter.check_key(&caller.hash) {
+        self.spend(&self.caller_limiter(spec), &caller.hash, spec)
+    }
+
+    /// One request from `key`'s bucket of `limiter`, and the numbers for the headers.
+    fn spend<K: std::hash::Hash + Eq + Clone>(
+        &self,
+        limiter: &Keyed<K, C>,
+        key: &K,
+        spec: LimitSpec,
+    ) -> Outcome {
+        match limiter.check_key(key) {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
                 let used = spec.burst.saturating_sub(remaining);
@@ -174,6 +199,19 @@ impl<C: Clock + Clone> RateLimits<C> {
                 }
             }
         }
+    }
+
+    /// Checks an anonymous request's client IP (an IPv6 client by its /64):
+    /// in Redis when the backend is Redis and reachable, else here.
+    pub async fn check_ip(&self, spec: LimitSpec, ip: IpAddr) -> Outcome {
+        let ip = guard_key(ip);
+        if let Some(redis) = &self.redis {
+            if let Some(outcome) = redis.gcra(&format!("anon:{ip}"), spec, 1).await {
+                return outcome;
+            }
+        }
+        let limiter = pooled(&self.anonymous, spec, &self.clock);
+        self.spend(&limiter, &ip, spec)
     }
 
     /// Checks `caller`: in Redis when the backend is Redis and reachable,
@@ -239,9 +277,11 @@ impl<C: Clock + Clone> RateLimits<C> {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
-        for limiter in self.ips.lock().unwrap_or_else(|e| e.into_inner()).values() {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
+        for pool in [&self.ips, &self.anonymous] {
+            for limiter in pool.lock().unwrap_or_else(|e| e.into_inner()).values() {
+                limiter.retain_recent();
+                limiter.shrink_to_fit();
+            }
         }
         let now = self.clock.now();
         self.blocked.retain(|_, until| *until > now);

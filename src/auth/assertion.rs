@@ -1,0 +1,217 @@
+//! The signed identity assertion (docs/policy.md `identity.assertion`): a
+//! short-lived ES256 or EdDSA JWT stating who the caller is, so an upstream
+//! can tell a request that came through the gateway from one that did not.
+//! Signing costs tens of microseconds, so one assertion serves the same
+//! caller for up to half its lifetime (`AssertionCache`).
+
+use super::assertion_key::AssertionKey;
+use super::identity::{Identity, Kind};
+use dashmap::DashMap;
+use http::{HeaderName, HeaderValue};
+use jsonwebtoken::{EncodingKey, Header};
+use std::sync::Arc;
+
+/// `identity.assertion`, compiled: the key that signs, the JWKS published
+/// beside it, and the fixed claims.
+pub struct AssertionSigner {
+    pub header: HeaderName,
+    pub issuer: String,
+    pub audience: String,
+    pub ttl_secs: u64,
+    pub key: AssertionKey,
+    encoding: EncodingKey,
+    /// `{"keys": [...]}`: the signing key first, then `published_keys`.
+    pub jwks: bytes::Bytes,
+    /// Tells this signer's cached assertions from another's: a reload that
+    /// changes the key or the claims stops their reuse.
+    stamp: u64,
+}
+
+impl std::fmt::Debug for AssertionSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AssertionSigner")
+            .field("header", &self.header)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("ttl_secs", &self.ttl_secs)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Claims<'a> {
+    iss: &'a str,
+    aud: &'a str,
+    sub: &'a str,
+    scope: String,
+    auth_method: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<&'a str>,
+    iat: u64,
+    exp: u64,
+}
+
+impl AssertionSigner {
+    pub fn new(
+        header: HeaderName,
+        issuer: String,
+        audience: String,
+        ttl_secs: u64,
+        key: AssertionKey,
+        published: &[AssertionKey],
+    ) -> AssertionSigner {
+        let keys: Vec<&serde_json::Value> = std::iter::once(&key)
+            .chain(published.iter().filter(|p| p.kid != key.kid))
+            .map(|k| &k.jwk)
+            .collect();
+        let jwks = serde_json::to_vec(&serde_json::json!({ "keys": keys })).unwrap_or_default();
+        let stamp = {
+            use std::hash::BuildHasher;
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .hash_one((&key.kid, &issuer, &audience, ttl_secs))
+        };
+        AssertionSigner {
+            encoding: key.encoding_key(),
+            header,
+            issuer,
+            audience,
+            ttl_secs,
+            key,
+            jwks: jwks.into(),
+            stamp,
+        }
+    }
+
+    /// A fresh assertion for `identity`, issued at `now`.
+    fn sign(&self, identity: &Identity, now: u64) -> Option<HeaderValue> {
+        let scopes: Vec<&str> = identity.scopes.iter().map(|s| &**s).collect();
+        let claims = Claims {
+            iss: &self.issuer,
+            aud: &self.audience,
+            sub: &identity.subject,
+            scope: scopes.join(" "),
+            auth_method: identity.method.as_str(),
+            key_id: identity
+                .key_id
+                .as_deref()
+                .filter(|_| identity.method == Kind::ApiKey),
+            iat: now,
+            exp: now + self.ttl_secs,
+        };
+        let mut header = Header::new(self.key.algorithm);
+        header.kid = Some(self.key.kid.clone());
+        header.typ = Some("JWT".into());
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)
+            .map_err(|e| tracing::error!(error = %e, "signing an identity assertion failed"))
+            .ok()?;
+        HeaderValue::from_str(&token).ok()
+    }
+
+    /// The assertion for `identity`: a cached one still within half its
+    /// lifetime, else a new one. `None` only if signing itself failed (the
+    /// request then fails; an upstream relying on the header must not get
+    /// one without it).
+    pub fn assertion(
+        &self,
+        identity: &Identity,
+        cache: &AssertionCache,
+        now: u64,
+    ) -> Option<HeaderValue> {
+        let slot = identity.caller.hash();
+        if let Some(entry) = cache.entries.get(&slot) {
+            if entry.stamp == self.stamp
+                && now < entry.issued_at + self.ttl_secs / 2
+                && entry.is_for(identity)
+            {
+                return Some(entry.value.clone());
+            }
+        }
+        let value = self.sign(identity, now)?;
+        cache.put(
+            slot,
+            Issued {
+                stamp: self.stamp,
+                issued_at: now,
+                method: identity.method,
+                subject: identity.subject.clone(),
+                issuer: identity.issuer.clone(),
+                key_id: identity.key_id.clone(),
+                scopes: identity.scopes.clone(),
+                value: value.clone(),
+            },
+            now,
+            self.ttl_secs / 2,
+        );
+        Some(value)
+    }
+}
+
+/// Assertions recently issued, by caller: live state, kept across reloads
+/// (an entry of another signer is never reused) and bounded.
+pub struct AssertionCache {
+    entries: DashMap<u64, Issued>,
+    capacity: usize,
+}
+
+impl std::fmt::Debug for AssertionCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AssertionCache({} entries)", self.entries.len())
+    }
+}
+
+/// Callers whose assertion is kept at most.
+pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
+
+impl Default for AssertionCache {
+    fn default() -> Self {
+        AssertionCache {
+            entries: DashMap::new(),
+            capacity: DEFAULT_CACHE_CAPACITY,
+        }
+    }
+}
+
+impl AssertionCache {
+    fn put(&self, slot: u64, issued: Issued, now: u64, reuse_secs: u64) {
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(&slot) {
+            self.entries.retain(|_, e| now < e.issued_at + reuse_secs);
+            if self.entries.len() >= self.capacity {
+                return;
+            }
+        }
+        self.entries.insert(slot, issued);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// One issued assertion and the identity it states. The caller's hash picks
+/// the slot; the fields decide whether it may be reused.
+struct Issued {
+    stamp: u64,
+    issued_at: u64,
+    method: Kind,
+    subject: Arc<str>,
+    issuer: Option<Arc<str>>,
+    key_id: Option<Arc<str>>,
+    scopes: Vec<Arc<str>>,
+    value: HeaderValue,
+}
+
+impl Issued {
+    /// Same method, issuer, subject, key id and scopes.
+    fn is_for(&self, identity: &Identity) -> bool {
+        self.method == identity.method
+            && self.subject == identity.subject
+            && self.issuer == identity.issuer
+            && self.key_id == identity.key_id
+            && self.scopes == identity.scopes
+    }
+}
