@@ -182,9 +182,10 @@ pub fn server_config(tls: &TlsSettings) -> Result<ServerConfig, TlsError> {
             // the leaf: a revoked intermediate needs its own CRL listed)
             // and an extended key usage, which must include clientAuth
             // when the certificate names any.
-            let mut verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .with_crls(crls)
-                .only_check_end_entity_revocation();
+            let mut verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                    .with_crls(crls)
+                    .only_check_end_entity_revocation();
             if tls.client_auth_optional {
                 verifier = verifier.allow_unauthenticated();
             }

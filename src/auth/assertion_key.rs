@@ -116,7 +116,9 @@ pub fn write_new(path: &Path, kind: NewKey) -> Result<String, String> {
             &rng,
         )
         .map(|d| d.as_ref().to_vec()),
-        NewKey::EdDsa => signature::Ed25519KeyPair::generate_pkcs8(&rng).map(|d| d.as_ref().to_vec()),
+        NewKey::EdDsa => {
+            signature::Ed25519KeyPair::generate_pkcs8(&rng).map(|d| d.as_ref().to_vec())
+        }
     }
     .map_err(|_| "the system random number generator failed".to_string())?;
     let key = AssertionKey::from_pkcs8(der.clone()).map_err(str::to_string)?;
@@ -161,6 +163,9 @@ mod tests {
         // the worked example there is RSA, so check the construction on a
         // known P-256 JWK (RFC 7517 A.1's) against an independent digest.
         let canonical = r#"{"crv":"P-256","kty":"EC","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"}"#;
-        assert_eq!(thumbprint(canonical), "cn-I_WNMClehiVp51i_0VpOENW1upEerA8sEam5hn-s");
+        assert_eq!(
+            thumbprint(canonical),
+            "cn-I_WNMClehiVp51i_0VpOENW1upEerA8sEam5hn-s"
+        );
     }
 }

@@ -131,10 +131,17 @@ mod tests {
 
     #[test]
     fn the_first_present_source_is_the_subject() {
-        let der = cert(Some("spiffe://example.org/billing"), &["billing.internal"], Some("Billing"));
+        let der = cert(
+            Some("spiffe://example.org/billing"),
+            &["billing.internal"],
+            Some("Billing"),
+        );
         let parsed = ClientCert::from_der(&der);
         use SubjectSource::*;
-        assert_eq!(parsed.subject(&[SanUri, SanDns, Cn]), Some("spiffe://example.org/billing"));
+        assert_eq!(
+            parsed.subject(&[SanUri, SanDns, Cn]),
+            Some("spiffe://example.org/billing")
+        );
         assert_eq!(parsed.subject(&[SanDns, SanUri]), Some("billing.internal"));
         assert_eq!(parsed.subject(&[Cn]), Some("Billing"));
         let only_cn = ClientCert::from_der(&cert(None, &[], Some("worker-7")));
@@ -149,7 +156,10 @@ mod tests {
     #[test]
     fn an_unreadable_certificate_has_a_fingerprint_and_no_names() {
         let parsed = ClientCert::from_der(b"not a certificate");
-        assert_eq!(parsed.subject(&[SubjectSource::SanUri, SubjectSource::Cn]), None);
+        assert_eq!(
+            parsed.subject(&[SubjectSource::SanUri, SubjectSource::Cn]),
+            None
+        );
         assert_eq!(parsed.sha256_hex.len(), 64);
     }
 }

@@ -48,8 +48,8 @@ pub(super) fn compile(
     let assertion_file = identity_file.assertion.take();
     let identity =
         super::keys::identity(identity_file, assertion_file.as_ref(), diag).unwrap_or_default();
-    let assertion = assertion_file
-        .and_then(|f| super::credentials::assertion(f, &identity, diag, &resolve));
+    let assertion =
+        assertion_file.and_then(|f| super::credentials::assertion(f, &identity, diag, &resolve));
     // A section that is present configures its kind even when empty: a
     // route may name it before the first key or issuer is added.
     let kinds = KindSet {

@@ -73,7 +73,11 @@ pub(super) fn mtls(
         let identity = IdentityParts {
             method: Kind::Mtls,
             subject: client.subject.as_str().into(),
-            scopes: client.scopes.iter().map(|s| Arc::from(s.as_str())).collect(),
+            scopes: client
+                .scopes
+                .iter()
+                .map(|s| Arc::from(s.as_str()))
+                .collect(),
             key_id: None,
             issuer: None,
             rate_limit: client.rate_limit.as_deref().map(Arc::from),
@@ -82,7 +86,10 @@ pub(super) fn mtls(
         }
         .build(names);
         let Ok(identity) = identity else {
-            diag.error(&at("subject"), "the subject goes upstream in a header, so it may not hold control characters");
+            diag.error(
+                &at("subject"),
+                "the subject goes upstream in a header, so it may not hold control characters",
+            );
             continue;
         };
         if policy
@@ -92,7 +99,10 @@ pub(super) fn mtls(
         {
             diag.error(
                 &at("subject"),
-                format!("client `{}` is listed twice; subjects must be unique", client.subject),
+                format!(
+                    "client `{}` is listed twice; subjects must be unique",
+                    client.subject
+                ),
             );
         }
     }
@@ -126,7 +136,10 @@ pub(super) fn assertion(
         .collect();
     let audience = f.audience.filter(|a| !a.is_empty());
     if audience.is_none() {
-        diag.error("identity.assertion", "`audience` is required: the `aud` the upstream checks, e.g. `orders-api`");
+        diag.error(
+            "identity.assertion",
+            "`audience` is required: the `aud` the upstream checks, e.g. `orders-api`",
+        );
     }
     let issuer = f.issuer.unwrap_or_else(|| "authgate".into());
     if issuer.is_empty() {

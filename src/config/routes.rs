@@ -126,7 +126,8 @@ fn route_auth(
     path: &str,
     diag: &mut Diagnostics,
 ) -> Option<RouteAuth> {
-    let hint = "write `auth: none`, or a list of kinds from api_key, jwt, introspection, session, mtls";
+    let hint =
+        "write `auth: none`, or a list of kinds from api_key, jwt, introspection, session, mtls";
     let kinds = match value {
         None => configured,
         Some(serde_yaml::Value::String(s)) if s == "none" => return Some(RouteAuth::None),

@@ -90,7 +90,10 @@ fn tls(
             }
             if let Some(crl) = &client_crl {
                 if let Err(e) = crate::tls::client_crls(crl) {
-                    diag.error("server.tls.client_crl", format!("{e}; give a PEM file of `X509 CRL` blocks from the client CA"));
+                    diag.error(
+                        "server.tls.client_crl",
+                        format!("{e}; give a PEM file of `X509 CRL` blocks from the client CA"),
+                    );
                 }
             }
             match (t.cert, t.key, tls13_only, client_auth_optional) {
@@ -114,7 +117,10 @@ fn tls(
 /// `server.tls.client_auth`: whether a client may present no certificate.
 fn client_auth(value: Option<&str>, t: &file::TlsFile, diag: &mut Diagnostics) -> Option<bool> {
     if t.client_ca.is_none() {
-        for (key, set) in [("client_auth", value.is_some()), ("client_crl", t.client_crl.is_some())] {
+        for (key, set) in [
+            ("client_auth", value.is_some()),
+            ("client_crl", t.client_crl.is_some()),
+        ] {
             if set {
                 diag.error(&format!("server.tls.{key}"), format!("`{key}` applies to client certificates, which need `client_ca` (the CA that signs them); set `client_ca` or remove `{key}`"));
             }
@@ -124,7 +130,12 @@ fn client_auth(value: Option<&str>, t: &file::TlsFile, diag: &mut Diagnostics) -
         None | Some("required") => Some(false),
         Some("optional") => Some(true),
         Some(other) => {
-            diag.error("server.tls.client_auth", format!("`{other}` is not a client-certificate mode; write `required` or `optional`"));
+            diag.error(
+                "server.tls.client_auth",
+                format!(
+                    "`{other}` is not a client-certificate mode; write `required` or `optional`"
+                ),
+            );
             None
         }
     }

@@ -54,9 +54,8 @@ pub async fn handle_check<B>(
         judge(&mut ctx, &mut record, &mut head).await
     };
     let rate_limit = ctx.rate_limit;
-    let result = result.and_then(|identity| {
-        allowed(&snapshot.auth, &state.auth.assertions, identity.as_deref())
-    });
+    let result = result
+        .and_then(|identity| allowed(&snapshot.auth, &state.auth.assertions, identity.as_deref()));
     let mut response = match result {
         Ok(response) => response,
         Err(e) => {

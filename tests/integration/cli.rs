@@ -411,3 +411,68 @@ admin:
     warning_at("can fall past route `admin`", 24);
     warning_at("the admin listener 0.0.0.0:9090 is not on loopback", 30);
 }
+
+#[test]
+fn check_refuses_unusable_assertion_keys_and_certificate_settings_with_positions() {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let rsa = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+        .expect("rsa key");
+    let rsa_path = keys.path().join("rsa.pem");
+    std::fs::write(&rsa_path, rsa.serialize_pem()).expect("write");
+    // SEC1 (`EC PRIVATE KEY`) is how `openssl ecparam -genkey` writes EC keys.
+    let sec1_path = keys.path().join("sec1.pem");
+    std::fs::write(
+        &sec1_path,
+        "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBYr\n-----END EC PRIVATE KEY-----\n",
+    )
+    .expect("write");
+    let missing = keys.path().join("missing.pem");
+    let policy = |key: &std::path::Path, mtls: &str| {
+        format!(
+            "server:\n  tls:\n    cert: c.pem\n    key: k.pem\nupstream:\n  url: echo\nidentity:\n  assertion:\n    key: {}\n    audience: api\n{mtls}routes:\n  - path: /x\n",
+            key.display()
+        )
+    };
+    for (key, expected) in [
+        (&missing, "cannot read the key file"),
+        (&rsa_path, "is an RSA key"),
+        (&sec1_path, "SEC1"),
+    ] {
+        let (code, _, stderr) = check(&policy(key, ""));
+        assert_eq!(code, 1, "{stderr}");
+        let line = stderr
+            .lines()
+            .find(|l| l.contains("gateway.yaml:"))
+            .unwrap_or_else(|| panic!("no positioned error: {stderr}"));
+        assert!(line.contains("gateway.yaml:9:10:"), "{line}");
+        assert!(line.contains(expected), "{line}");
+    }
+    // A good key: the other errors stand alone.
+    let good = keys.path().join("good.pem");
+    let out = std::process::Command::new(binary())
+        .args(["certs", "--assertion-key"])
+        .arg(&good)
+        .output()
+        .expect("certs");
+    assert!(out.status.success());
+    let (code, _, stderr) = check(&policy(
+        &good,
+        "mtls:\n  subject_from: []\n  clients:\n    - subject: spiffe://x/y\n",
+    ));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("gateway.yaml:12:3: `mtls` needs `server.tls.client_ca`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("gateway.yaml:12:17: `subject_from` is empty"),
+        "{stderr}"
+    );
+    // `certs --assertion-key` never overwrites a key.
+    let again = std::process::Command::new(binary())
+        .args(["certs", "--assertion-key"])
+        .arg(&good)
+        .output()
+        .expect("certs");
+    assert_eq!(again.status.code(), Some(1));
+}

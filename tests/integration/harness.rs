@@ -386,12 +386,16 @@ impl Gateway {
             errors.is_empty(),
             "the policy fails gateway.schema.json: {errors:?}"
         );
-        let env = |name: &str| match name {
-            "AUTHGATE_TEST_ADMIN_TOKEN" => Some(ADMIN_TOKEN.to_string()),
-            "AUTHGATE_TEST_SESSION_KEY" => Some(crate::oidc::SESSION_KEY.to_string()),
-            "AUTHGATE_TEST_OIDC_SECRET" => Some(crate::oidc::CLIENT_SECRET.to_string()),
-            other => std::env::var(other).ok(),
-        };
+        // In this process's environment, so that a reload (which reads the
+        // environment, as the binary does) sees the same variables as the start.
+        for (name, value) in [
+            ("AUTHGATE_TEST_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("AUTHGATE_TEST_SESSION_KEY", crate::oidc::SESSION_KEY),
+            ("AUTHGATE_TEST_OIDC_SECRET", crate::oidc::CLIENT_SECRET),
+        ] {
+            std::env::set_var(name, value);
+        }
+        let env = |name: &str| std::env::var(name).ok();
         let loaded = authgate::config::load_str(&policy, &path, &env).expect("valid policy");
         // Writes the development certificate now, so clients can trust it
         // before the gateway has finished starting.
@@ -533,6 +537,37 @@ impl Gateway {
         None
     }
 
+    /// Asks the gateway to load its policy file again, as SIGHUP does.
+    pub fn reload(&self) {
+        match &self.running {
+            Running::Binary(_) => self.signal("-HUP"),
+            Running::InProcess { control, .. } => control
+                .try_send(authgate::Control::Reload)
+                .expect("control channel"),
+        }
+    }
+
+    /// An HTTP/1.1 client presenting a client certificate (PEM chain and key).
+    pub fn client_with_cert(&self, cert_pem: &str, key_pem: &str) -> TestClient {
+        use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("client chain");
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("client key");
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(self.cert_path()).expect("read cert") {
+            roots.add(cert.expect("cert")).expect("add root");
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .expect("client certificate");
+        TestClient::from_config(config, false)
+    }
+
     /// An HTTP/1.1 client that trusts this gateway's certificate.
     pub fn client(&self) -> TestClient {
         TestClient::new(&self.cert_path(), false)
@@ -645,7 +680,10 @@ impl TestClient {
 
     fn new(ca: &Path, h2: bool) -> TestClient {
         // hyper-rustls sets ALPN itself from the enabled versions.
-        let config = tls_client_config(ca, &[]);
+        TestClient::from_config(tls_client_config(ca, &[]), h2)
+    }
+
+    fn from_config(config: rustls::ClientConfig, h2: bool) -> TestClient {
         let builder = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(config)
             .https_only();
@@ -661,22 +699,29 @@ impl TestClient {
     }
 
     pub async fn send(&self, req: Request<Full<Bytes>>) -> Reply {
+        self.try_send(req).await.expect("request succeeded")
+    }
+
+    /// Like `send`, but a failed connection (a refused handshake) is an `Err`.
+    pub async fn try_send(
+        &self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Reply, hyper_util::client::legacy::Error> {
         let response = tokio::time::timeout(CLIENT_TIMEOUT, self.client.request(req))
             .await
-            .expect("gateway answered in time")
-            .expect("request succeeded");
+            .expect("gateway answered in time")?;
         let (parts, body) = response.into_parts();
         let body = tokio::time::timeout(CLIENT_TIMEOUT, body.collect())
             .await
             .expect("body in time")
             .expect("body")
             .to_bytes();
-        Reply {
+        Ok(Reply {
             status: parts.status,
             version: parts.version,
             headers: parts.headers,
             body,
-        }
+        })
     }
 
     /// GET with extra headers.

@@ -1,5 +1,7 @@
 //! One integration-test binary (it links once, which matters on 2 cores).
 
+mod anonymous;
+mod assertion;
 mod browser;
 mod cli;
 mod cors;
@@ -16,6 +18,7 @@ mod jwks_clock;
 mod lifecycle;
 mod limits;
 mod live_state;
+mod mtls;
 mod oidc;
 mod properties;
 mod readme;
