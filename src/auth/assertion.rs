@@ -5,7 +5,7 @@
 //! caller for up to half its lifetime (`AssertionCache`).
 
 use super::assertion_key::AssertionKey;
-use super::identity::{Identity, Kind};
+use super::identity::{Identity, Kind, SignedAssertion};
 use dashmap::DashMap;
 use http::{HeaderName, HeaderValue};
 use jsonwebtoken::{EncodingKey, Header};
@@ -118,16 +118,30 @@ impl AssertionSigner {
         cache: &AssertionCache,
         now: u64,
     ) -> Option<HeaderValue> {
+        let reusable =
+            |stamp: u64, issued_at: u64| stamp == self.stamp && now < issued_at + self.ttl_secs / 2;
+        if let Some(value) = identity.assertion.reuse(|s| reusable(s.stamp, s.issued_at)) {
+            return Some(value);
+        }
+        // An identity rebuilt per request (a session read from Redis) has
+        // an empty slot: its caller's last assertion may still serve.
         let slot = identity.caller.hash();
         if let Some(entry) = cache.entries.get(&slot) {
-            if entry.stamp == self.stamp
-                && now < entry.issued_at + self.ttl_secs / 2
-                && entry.is_for(identity)
-            {
+            if reusable(entry.stamp, entry.issued_at) && entry.is_for(identity) {
+                identity.assertion.put(SignedAssertion {
+                    stamp: entry.stamp,
+                    issued_at: entry.issued_at,
+                    value: entry.value.clone(),
+                });
                 return Some(entry.value.clone());
             }
         }
         let value = self.sign(identity, now)?;
+        identity.assertion.put(SignedAssertion {
+            stamp: self.stamp,
+            issued_at: now,
+            value: value.clone(),
+        });
         cache.put(
             slot,
             Issued {
@@ -150,8 +164,37 @@ impl AssertionSigner {
 /// Assertions recently issued, by caller: live state, kept across reloads
 /// (an entry of another signer is never reused) and bounded.
 pub struct AssertionCache {
-    entries: DashMap<u64, Issued>,
+    entries: DashMap<u64, Issued, PreHashed>,
     capacity: usize,
+}
+
+/// The slots are keyed by `Caller::hash`, already a keyed hash: hashing it
+/// again would only cost time.
+#[derive(Clone, Default)]
+struct PreHashed;
+
+impl std::hash::BuildHasher for PreHashed {
+    type Hasher = PreHashedHasher;
+    fn build_hasher(&self) -> PreHashedHasher {
+        PreHashedHasher(0)
+    }
+}
+
+struct PreHashedHasher(u64);
+
+impl std::hash::Hasher for PreHashedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys reach here; fold anything else in anyway.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 impl std::fmt::Debug for AssertionCache {
@@ -166,7 +209,7 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
 impl Default for AssertionCache {
     fn default() -> Self {
         AssertionCache {
-            entries: DashMap::new(),
+            entries: DashMap::with_hasher(PreHashed),
             capacity: DEFAULT_CACHE_CAPACITY,
         }
     }
@@ -208,10 +251,27 @@ struct Issued {
 impl Issued {
     /// Same method, issuer, subject, key id and scopes.
     fn is_for(&self, identity: &Identity) -> bool {
+        // The same shared strings (a key's or a client's identity, built
+        // once) compare by address; others by content.
+        fn same(a: &Arc<str>, b: &Arc<str>) -> bool {
+            Arc::ptr_eq(a, b) || a == b
+        }
+        fn same_opt(a: &Option<Arc<str>>, b: &Option<Arc<str>>) -> bool {
+            match (a, b) {
+                (Some(a), Some(b)) => same(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+        }
         self.method == identity.method
-            && self.subject == identity.subject
-            && self.issuer == identity.issuer
-            && self.key_id == identity.key_id
-            && self.scopes == identity.scopes
+            && same(&self.subject, &identity.subject)
+            && same_opt(&self.issuer, &identity.issuer)
+            && same_opt(&self.key_id, &identity.key_id)
+            && self.scopes.len() == identity.scopes.len()
+            && self
+                .scopes
+                .iter()
+                .zip(&identity.scopes)
+                .all(|(a, b)| same(a, b))
     }
 }

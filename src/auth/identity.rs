@@ -101,6 +101,53 @@ pub struct Identity {
     pub token: Option<TokenFacts>,
     /// The identity headers to send upstream (docs/policy.md `identity`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The identity assertion last signed for this identity, if any.
+    pub assertion: AssertionSlot,
+}
+
+/// Where the signer keeps the assertion of an identity that is shared by
+/// many requests (a key's, a client's, a cached token's): the fast path of
+/// its reuse, one atomic load.
+#[derive(Default)]
+pub struct AssertionSlot(arc_swap::ArcSwapOption<SignedAssertion>);
+
+/// One signed assertion: which signer made it, when, and the header value.
+pub struct SignedAssertion {
+    pub stamp: u64,
+    pub issued_at: u64,
+    pub value: HeaderValue,
+}
+
+impl AssertionSlot {
+    pub fn get(&self) -> Option<Arc<SignedAssertion>> {
+        self.0.load_full()
+    }
+
+    /// The stamp and time of the slot's assertion, and its value when `fresh` says so.
+    pub fn reuse(&self, fresh: impl Fn(&SignedAssertion) -> bool) -> Option<HeaderValue> {
+        let guard = self.0.load();
+        guard
+            .as_deref()
+            .filter(|s| fresh(s))
+            .map(|s| s.value.clone())
+    }
+
+    pub fn put(&self, signed: SignedAssertion) {
+        self.0.store(Some(Arc::new(signed)));
+    }
+}
+
+impl Clone for AssertionSlot {
+    fn clone(&self) -> Self {
+        AssertionSlot(arc_swap::ArcSwapOption::new(self.get()))
+    }
+}
+
+impl std::fmt::Debug for AssertionSlot {
+    // The assertion is a bearer credential for the upstream: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AssertionSlot")
+    }
 }
 
 /// The parts of an identity, before its headers are encoded.
@@ -201,6 +248,7 @@ impl IdentityParts<'_> {
             rate_limit: self.rate_limit,
             token: self.token,
             headers,
+            assertion: AssertionSlot::default(),
         })
     }
 }

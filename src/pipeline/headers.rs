@@ -119,7 +119,7 @@ pub fn add_caller(
         headers.insert(auth.identity.cert_sha256.clone(), cert.sha256_hex.clone());
     }
     if let Some(signer) = &auth.assertion {
-        let now = crate::clock::unix_now();
+        let now = crate::clock::coarse_unix_now();
         let value = signer.assertion(identity, assertions, now).ok_or(
             crate::error::GatewayError::Unavailable {
                 reason: crate::error::Reason::AssertionUnavailable,

@@ -159,16 +159,15 @@ async fn run(
         .then(|| crate::upgrade::expected_accept(&req))
         .flatten()
         .map(|accept| (accept, hyper::upgrade::on(&mut req)));
-    let mut req = prepare_upstream_request(
-        snapshot,
-        conn,
-        &state.auth.assertions,
-        req,
-        &admitted.path,
-        admitted.identity.as_deref(),
-        &record.request_id,
-        &ctx.trace,
-    )?;
+    let caller = Upstreamed {
+        identity: admitted.identity.as_deref(),
+        peer: conn.peer.ip(),
+        client_cert: conn.client_cert.as_ref(),
+        request_id: &record.request_id,
+        trace: &ctx.trace,
+        assertions: &state.auth.assertions,
+    };
+    let mut req = prepare_upstream_request(snapshot, req, &admitted.path, &caller)?;
     if websocket.is_some() {
         crate::upgrade::restore_headers(req.headers_mut());
     }
@@ -226,18 +225,23 @@ fn switch_protocols(
     Ok((parts, Payload::Upstream(body)))
 }
 
+/// What the upstream request says beside the caller's own request.
+pub struct Upstreamed<'a> {
+    pub identity: Option<&'a Identity>,
+    pub peer: std::net::IpAddr,
+    pub client_cert: Option<&'a crate::auth::mtls::ClientCert>,
+    pub request_id: &'a str,
+    pub trace: &'a headers::TraceParent,
+    pub assertions: &'a crate::auth::assertion::AssertionCache,
+}
+
 /// Rewrites the caller's request into the one the upstream receives (docs/requests.md step 8).
-#[allow(clippy::too_many_arguments)]
-fn prepare_upstream_request(
+pub fn prepare_upstream_request<B>(
     snapshot: &Snapshot,
-    conn: &ConnInfo,
-    assertions: &crate::auth::assertion::AssertionCache,
-    req: Request<Incoming>,
+    req: Request<B>,
     path: &str,
-    identity: Option<&Identity>,
-    request_id: &str,
-    trace: &headers::TraceParent,
-) -> Result<Request<Incoming>, GatewayError> {
+    caller: &Upstreamed<'_>,
+) -> Result<Request<B>, GatewayError> {
     let (mut parts, body) = req.into_parts();
     // HTTP/2 carries the host in :authority, HTTP/1.1 in Host (RFC 9110 §7.2).
     let requested_host = parts
@@ -256,22 +260,22 @@ fn prepare_upstream_request(
     }
     // The upstream sees its own authority as Host; the caller's is in X-Forwarded-Host.
     headers.remove(HOST);
-    headers::add_forwarded(headers, conn.peer.ip(), requested_host, &snapshot.server);
-    if let Some(identity) = identity {
+    headers::add_forwarded(headers, caller.peer, requested_host, &snapshot.server);
+    if let Some(identity) = caller.identity {
         headers::add_caller(
             headers,
             &snapshot.auth,
             identity,
-            conn.client_cert.as_ref(),
-            assertions,
+            caller.client_cert,
+            caller.assertions,
         )?;
     }
     // Added after hop-by-hop removal, so `Connection: X-Request-Id` cannot
     // take it away; the caller's id goes upstream once, as kept or generated.
-    if let Ok(v) = HeaderValue::from_str(request_id) {
+    if let Ok(v) = HeaderValue::from_str(caller.request_id) {
         headers.insert(X_REQUEST_ID, v);
     }
-    headers.insert(headers::TRACEPARENT, trace.header.clone());
+    headers.insert(headers::TRACEPARENT, caller.trace.header.clone());
     parts.uri = forward::upstream_uri(&snapshot.upstream.target, path, parts.uri.query())?;
     parts.version = Version::HTTP_11;
     Ok(Request::from_parts(parts, body))
