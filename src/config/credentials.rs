@@ -29,31 +29,7 @@ pub(super) fn mtls(
     if tls.is_some_and(|t| t.client_ca.is_none()) {
         diag.error("mtls", "`mtls` needs `server.tls.client_ca`: the PEM bundle of the CA that signs client certificates (without it no client can present one)");
     }
-    let subject_from = match f.subject_from {
-        None => vec![
-            SubjectSource::SanUri,
-            SubjectSource::SanDns,
-            SubjectSource::Cn,
-        ],
-        Some(list) if list.is_empty() => {
-            diag.error("mtls.subject_from", "`subject_from` is empty, so no certificate would have a subject; list one or more of san_uri, san_dns, cn");
-            Vec::new()
-        }
-        Some(list) => list
-            .iter()
-            .enumerate()
-            .filter_map(|(i, name)| {
-                let source = SubjectSource::parse(name);
-                if source.is_none() {
-                    diag.error(
-                        &format!("mtls.subject_from[{i}]"),
-                        format!("`{name}` is not a certificate name; write san_uri, san_dns or cn"),
-                    );
-                }
-                source
-            })
-            .collect(),
-    };
+    let subject_from = subject_sources(f.subject_from, diag);
     let mut policy = MtlsPolicy {
         subject_from,
         clients: Default::default(),
@@ -107,6 +83,33 @@ pub(super) fn mtls(
         }
     }
     policy
+}
+
+/// `mtls.subject_from`: the default order when absent, never empty.
+fn subject_sources(list: Option<Vec<String>>, diag: &mut Diagnostics) -> Vec<SubjectSource> {
+    let Some(list) = list else {
+        return vec![
+            SubjectSource::SanUri,
+            SubjectSource::SanDns,
+            SubjectSource::Cn,
+        ];
+    };
+    if list.is_empty() {
+        diag.error("mtls.subject_from", "`subject_from` is empty, so no certificate would have a subject; list one or more of san_uri, san_dns, cn");
+    }
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, name)| {
+            let source = SubjectSource::parse(name);
+            if source.is_none() {
+                diag.error(
+                    &format!("mtls.subject_from[{i}]"),
+                    format!("`{name}` is not a certificate name; write san_uri, san_dns or cn"),
+                );
+            }
+            source
+        })
+        .collect()
 }
 
 pub(super) fn assertion(
