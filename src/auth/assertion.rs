@@ -275,3 +275,74 @@ impl Issued {
                 .all(|(a, b)| same(a, b))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::assertion_key::{write_new, NewKey};
+    use crate::auth::identity::{AssertionSlot, IdentityHeaders, IdentityParts};
+
+    fn signer(dir: &std::path::Path, name: &str, ttl_secs: u64) -> AssertionSigner {
+        let path = dir.join(name);
+        write_new(&path, NewKey::Es256).expect("key");
+        let key = AssertionKey::load(&path).expect("load");
+        AssertionSigner::new(
+            HeaderName::from_static("x-auth-assertion"),
+            "authgate".into(),
+            "api".into(),
+            ttl_secs,
+            key,
+            &[],
+        )
+    }
+
+    fn identity(scopes: &[&str]) -> Identity {
+        IdentityParts {
+            method: Kind::ApiKey,
+            subject: "svc".into(),
+            scopes: scopes.iter().map(|s| Arc::from(*s)).collect(),
+            key_id: Some("svc".into()),
+            issuer: None,
+            rate_limit: None,
+            token: None,
+            claims: None,
+        }
+        .build(&IdentityHeaders::default())
+        .expect("identity")
+    }
+
+    #[test]
+    fn an_assertion_is_reused_for_less_than_half_its_ttl_and_by_one_signer_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = signer(dir.path(), "a.pem", 60);
+        let cache = AssertionCache::default();
+        let caller = identity(&["read"]);
+        let t = 1_900_000_000;
+        let issued = first.assertion(&caller, &cache, t).expect("signed");
+        assert_eq!(
+            first.assertion(&caller, &cache, t + 29),
+            Some(issued.clone())
+        );
+        let renewed = first.assertion(&caller, &cache, t + 30).expect("signed");
+        assert_ne!(renewed, issued, "reused for half the ttl or more");
+        // Another key: nothing of the first signer's is reused.
+        let second = signer(dir.path(), "b.pem", 60);
+        assert_ne!(second.assertion(&caller, &cache, t + 31), Some(renewed));
+    }
+
+    #[test]
+    fn a_rebuilt_identity_reuses_its_callers_assertion_only_if_it_states_the_same() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let signer = signer(dir.path(), "a.pem", 60);
+        let cache = AssertionCache::default();
+        let t = 1_900_000_000;
+        let issued = signer.assertion(&identity(&["read"]), &cache, t);
+        // Same caller, same claims, a fresh identity (as a session read from Redis).
+        let mut rebuilt = identity(&["read"]);
+        rebuilt.assertion = AssertionSlot::default();
+        assert_eq!(signer.assertion(&rebuilt, &cache, t + 1), issued);
+        // Same caller, other scopes: a new statement.
+        let widened = identity(&["read", "write"]);
+        assert_ne!(signer.assertion(&widened, &cache, t + 2), issued);
+    }
+}

@@ -108,6 +108,21 @@ impl SessionPolicy {
             }
             return Err(Ended::Because(Reason::RefreshFailed));
         }
+        if self.store.backend == Backend::Redis {
+            // Read again under the claim: a replica that refreshed between our
+            // read and our claim stored its result before releasing the claim.
+            match self.reload_session(key, services).await {
+                Ok(current) if fresh(&current) => {
+                    store.release_refresh(&self.store, key).await;
+                    return Ok(current);
+                }
+                Ok(current) => session = current,
+                Err(ended) => {
+                    store.release_refresh(&self.store, key).await;
+                    return Err(ended);
+                }
+            }
+        }
         let record = session.record();
         let outcome = self.refresh_at_provider(&record, services).await;
         crate::metrics::session_refresh(outcome.is_ok());
