@@ -1,21 +1,15 @@
-//! The upstream side: a pooled keep-alive client, streaming both ways, with
-//! failures classified by source (refused/reset → 502, too slow → 504).
+//! The upstream side: keep-alive connections of the gateway's own pool
+//! (`upstream_pool`), streaming both ways, with failures classified by
+//! source (refused/reset → 502, too slow → 504).
 
 use crate::body::{BodyFlags, LimitedBody};
 use crate::error::{GatewayError, Reason};
+use crate::upstream_pool::{Checkin, SendFailure, UpstreamPool, MAX_UPSTREAM_HEAD_BYTES};
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
-
-/// How long an idle upstream connection stays in the pool.
-pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// An upstream response head larger than this is a 502, not a memory sink.
-pub const MAX_UPSTREAM_HEAD_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
 pub enum UpstreamTarget {
@@ -39,41 +33,72 @@ pub struct UpstreamSettings {
     pub pass_credentials: bool,
 }
 
+/// Sends requests to the upstream of the policy in force: one pool of
+/// connections for its origin, replaced when a reload names another.
 pub struct Forwarder {
-    client: Client<HttpsConnector<HttpConnector>, LimitedBody>,
+    tls: Arc<rustls::ClientConfig>,
+    pool: arc_swap::ArcSwapOption<UpstreamPool>,
 }
 
 impl Forwarder {
     pub fn new(settings: &UpstreamSettings) -> Result<Forwarder, crate::tls::CaBundleError> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(settings.connect_timeout));
-        let tls = crate::tls::client_tls_config(settings.ca.as_deref())?;
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .http1_max_buf_size(MAX_UPSTREAM_HEAD_BYTES)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_timer(TokioTimer::new())
-            .build(connector);
-        Ok(Forwarder { client })
+        let mut tls = crate::tls::client_tls_config(settings.ca.as_deref())?;
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Forwarder {
+            tls: Arc::new(tls),
+            pool: arc_swap::ArcSwapOption::empty(),
+        })
     }
 
-    /// Sends the request and waits for the response head within `timeout`
-    /// (the policy's, read per request so a reload changes it).
+    /// The pool for `scheme://authority`, made on first use.
+    fn pool_for(
+        &self,
+        scheme: &http::uri::Scheme,
+        authority: &http::uri::Authority,
+    ) -> Result<Arc<UpstreamPool>, GatewayError> {
+        if let Some(pool) = &*self.pool.load() {
+            if pool.origin.scheme == *scheme && pool.origin.authority == *authority {
+                return Ok(pool.clone());
+            }
+        }
+        let origin = crate::upstream_pool::Origin {
+            scheme: scheme.clone(),
+            authority: authority.clone(),
+        };
+        let pool = UpstreamPool::new(origin, self.tls.clone()).map_err(|e| {
+            tracing::warn!(error = %e, "cannot reach the upstream");
+            GatewayError::BadGateway {
+                reason: Reason::UpstreamConnectFailed,
+            }
+        })?;
+        let pool = Arc::new(pool);
+        self.pool.store(Some(pool.clone()));
+        Ok(pool)
+    }
+
+    /// Sends the request and waits for the response head within the
+    /// policy's `timeout` (read per request, so a reload changes it). The
+    /// connection comes back with the response, to be returned to the pool
+    /// when its body has ended.
     pub async fn send(
         &self,
         req: Request<LimitedBody>,
         body: &BodyFlags,
-        timeout: Duration,
-    ) -> Result<Response<Incoming>, GatewayError> {
-        match tokio::time::timeout(timeout, self.client.request(req)).await {
+        settings: &UpstreamSettings,
+    ) -> Result<(Response<Incoming>, Checkin), GatewayError> {
+        let UpstreamTarget::Http {
+            scheme, authority, ..
+        } = &settings.target
+        else {
+            return Err(GatewayError::BadGateway {
+                reason: Reason::UpstreamConnectFailed,
+            });
+        };
+        let pool = self.pool_for(scheme, authority)?;
+        let sent = pool.send(req, settings.connect_timeout);
+        match tokio::time::timeout(settings.timeout, sent).await {
             Err(_) => Err(body.error().unwrap_or(GatewayError::GatewayTimeout)),
-            Ok(Ok(response)) => {
+            Ok(Ok((response, checkin))) => {
                 let head: usize = response
                     .headers()
                     .iter()
@@ -85,20 +110,23 @@ impl Forwarder {
                         reason: Reason::UpstreamHeadTooLarge,
                     });
                 }
-                Ok(response)
+                Ok((response, checkin))
             }
             Ok(Err(e)) if body.error().is_some() => {
-                tracing::debug!(error = %e, "request body failed while forwarding");
+                tracing::debug!(error = ?e, "request body failed while forwarding");
                 Err(body.error().unwrap_or(GatewayError::PayloadTooLarge))
             }
-            Ok(Err(e)) => {
-                let reason = if e.is_connect() {
-                    Reason::UpstreamConnectFailed
-                } else {
-                    Reason::UpstreamReset
-                };
-                tracing::warn!(reason = reason.as_str(), error = %e, "upstream request failed");
-                Err(GatewayError::BadGateway { reason })
+            Ok(Err(SendFailure::Connect(e))) => {
+                tracing::warn!(reason = "upstream_connect_failed", error = %e, "upstream request failed");
+                Err(GatewayError::BadGateway {
+                    reason: Reason::UpstreamConnectFailed,
+                })
+            }
+            Ok(Err(SendFailure::Exchange(e))) => {
+                tracing::warn!(reason = "upstream_reset", error = %e, "upstream request failed");
+                Err(GatewayError::BadGateway {
+                    reason: Reason::UpstreamReset,
+                })
             }
         }
     }

@@ -34,5 +34,6 @@ pub mod state;
 pub mod stats;
 pub mod tls;
 pub mod upgrade;
+pub mod upstream_pool;
 
 pub use gateway::{run, serve, Control, Listeners, StartError};

@@ -18,6 +18,7 @@ use crate::body::{LimitedBody, Payload, ResponseBody};
 use crate::error::{GatewayError, Reason};
 use crate::forward::{self, UpstreamTarget};
 use crate::snapshot::Snapshot;
+use crate::upstream_pool::PooledBody;
 use decide::RequestCtx;
 use headers::X_REQUEST_ID;
 use http::header::{HeaderValue, CONTENT_LENGTH, HOST};
@@ -222,7 +223,8 @@ fn switch_protocols(
         conn.hold.clone(),
         grace_over,
     ));
-    Ok((parts, Payload::Upstream(body)))
+    // The connection is the tunnel's now: it never goes back to the pool.
+    Ok((parts, Payload::Upstream(PooledBody::new(body, None))))
 }
 
 /// What the upstream request says beside the caller's own request.
@@ -304,20 +306,23 @@ async fn forward(
         }),
         UpstreamTarget::Http { .. } => match state
             .forwarder
-            .send(req, &exceeded, snapshot.upstream.timeout)
+            .send(req, &exceeded, &snapshot.upstream)
             .await
         {
-            Ok(r) if r.status() == http::StatusCode::SWITCHING_PROTOCOLS => switch_protocols(
+            Ok((r, _)) if r.status() == http::StatusCode::SWITCHING_PROTOCOLS => switch_protocols(
                 r,
                 websocket,
                 snapshot.server.idle_timeout,
                 conn,
                 state.grace_over.subscribe(),
             ),
-            Ok(r) => {
+            Ok((r, checkin)) => {
                 let (mut parts, body) = r.into_parts();
                 headers::remove_hop_by_hop(&mut parts.headers);
-                Ok((parts, Payload::Upstream(body)))
+                Ok((
+                    parts,
+                    Payload::Upstream(PooledBody::new(body, Some(checkin))),
+                ))
             }
             Err(e) => Err(e),
         },
