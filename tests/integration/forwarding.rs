@@ -514,3 +514,81 @@ async fn a_valid_traceparent_goes_upstream_unchanged_and_any_other_is_replaced()
     let second = header(&upstream.last(), "traceparent").expect("traceparent");
     assert_ne!(first[3..35], second[3..35]);
 }
+
+/// A minimal HTTP/1.1 upstream that counts its connections and, when
+/// `close_idle` is set, hangs up on each one right after answering (as an
+/// upstream whose keep-alive timeout has passed does).
+async fn counting_upstream(
+    close_idle: bool,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = tcp.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if tcp.write_all(reply).await.is_err() {
+                            return;
+                        }
+                        if close_idle {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_reused_and_one_the_upstream_closed_is_replaced() {
+    use std::sync::atomic::Ordering;
+    for close_idle in [false, true] {
+        let (addr, accepted) = counting_upstream(close_idle).await;
+        let gw = Gateway::in_process(&policy(&format!("http://{addr}"), ""));
+        let client = gw.client();
+        for i in 0..10 {
+            let reply = client
+                .get(
+                    &gw.url(&format!("/orders/{i}")),
+                    &[("x-api-key", READER_KEY)],
+                )
+                .await;
+            assert_eq!(reply.status, 200, "request {i}, close_idle {close_idle}");
+            assert_eq!(&reply.body[..], b"ok");
+            if close_idle {
+                // Let the hang-up arrive before the next request.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        let connections = accepted.load(Ordering::SeqCst);
+        if close_idle {
+            assert_eq!(connections, 10, "a closed connection was used again");
+        } else {
+            assert_eq!(connections, 1, "sequential requests opened new connections");
+        }
+    }
+}
