@@ -124,7 +124,7 @@ impl Body for LimitedBody {
 /// What a response carries: the gateway's own JSON, or the upstream's stream.
 pub enum Payload {
     Full(Full<Bytes>),
-    Upstream(crate::upstream_pool::PooledBody),
+    Upstream(crate::upstream_pool::PooledBody<LimitedBody>),
 }
 
 impl Payload {

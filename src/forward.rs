@@ -37,7 +37,7 @@ pub struct UpstreamSettings {
 /// connections for its origin, replaced when a reload names another.
 pub struct Forwarder {
     tls: Arc<rustls::ClientConfig>,
-    pool: arc_swap::ArcSwapOption<UpstreamPool>,
+    pool: arc_swap::ArcSwapOption<UpstreamPool<LimitedBody>>,
 }
 
 impl Forwarder {
@@ -55,7 +55,7 @@ impl Forwarder {
         &self,
         scheme: &http::uri::Scheme,
         authority: &http::uri::Authority,
-    ) -> Result<Arc<UpstreamPool>, GatewayError> {
+    ) -> Result<Arc<UpstreamPool<LimitedBody>>, GatewayError> {
         if let Some(pool) = &*self.pool.load() {
             if pool.origin.scheme == *scheme && pool.origin.authority == *authority {
                 return Ok(pool.clone());
@@ -85,7 +85,7 @@ impl Forwarder {
         req: Request<LimitedBody>,
         body: &BodyFlags,
         settings: &UpstreamSettings,
-    ) -> Result<(Response<Incoming>, Checkin), GatewayError> {
+    ) -> Result<(Response<Incoming>, Checkin<LimitedBody>), GatewayError> {
         let UpstreamTarget::Http {
             scheme, authority, ..
         } = &settings.target

@@ -4,7 +4,6 @@
 //! (`PooledBody`), so no task or timer is needed per request; one whose
 //! response was abandoned, upgraded or failed is dropped, which closes it.
 
-use crate::body::LimitedBody;
 use http::header::HOST;
 use http::{HeaderValue, Request, Response};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -38,8 +37,21 @@ pub enum SendFailure {
     Exchange(hyper::Error),
 }
 
+/// What a request body must be to go upstream (the gateway sends its
+/// `LimitedBody`; the pool does not need to know it).
+pub trait RequestBody:
+    Body<Data = bytes::Bytes, Error: Into<BoxError>> + Send + Unpin + 'static
+{
+}
+impl<B: Body<Data = bytes::Bytes, Error: Into<BoxError>> + Send + Unpin + 'static> RequestBody
+    for B
+{
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The idle connections to one origin.
-pub struct UpstreamPool {
+pub struct UpstreamPool<B> {
     pub origin: Origin,
     /// `Host` of every request: the upstream's own authority.
     host: HeaderValue,
@@ -50,16 +62,16 @@ pub struct UpstreamPool {
         tokio_rustls::TlsConnector,
         rustls::pki_types::ServerName<'static>,
     )>,
-    idle: Mutex<Vec<Idle>>,
+    idle: Mutex<Vec<Idle<B>>>,
 }
 
-struct Idle {
-    sender: SendRequest<LimitedBody>,
+struct Idle<B> {
+    sender: SendRequest<B>,
     since: u64,
 }
 
-impl UpstreamPool {
-    pub fn new(origin: Origin, tls: Arc<rustls::ClientConfig>) -> Result<UpstreamPool, String> {
+impl<B: RequestBody> UpstreamPool<B> {
+    pub fn new(origin: Origin, tls: Arc<rustls::ClientConfig>) -> Result<UpstreamPool<B>, String> {
         let https = origin.scheme == http::uri::Scheme::HTTPS;
         let host = origin.authority.host();
         let port = origin
@@ -89,9 +101,9 @@ impl UpstreamPool {
     /// went out is passed over; the request then goes on the next one.
     pub async fn send(
         self: &Arc<Self>,
-        mut req: Request<LimitedBody>,
+        mut req: Request<B>,
         connect_timeout: Duration,
-    ) -> Result<(Response<Incoming>, Checkin), SendFailure> {
+    ) -> Result<(Response<Incoming>, Checkin<B>), SendFailure> {
         // Origin-form target, and the upstream's own authority as Host.
         if let Some(pq) = req.uri().path_and_query().cloned() {
             let mut parts = http::uri::Parts::default();
@@ -120,7 +132,7 @@ impl UpstreamPool {
         }
     }
 
-    fn checkin(self: &Arc<Self>, sender: SendRequest<LimitedBody>) -> Checkin {
+    fn checkin(self: &Arc<Self>, sender: SendRequest<B>) -> Checkin<B> {
         Checkin {
             sender,
             pool: self.clone(),
@@ -129,7 +141,7 @@ impl UpstreamPool {
 
     /// The most recently used idle connection (its socket and TLS state are
     /// the warmest); ones idle too long are closed on the way.
-    fn take_idle(&self) -> Option<SendRequest<LimitedBody>> {
+    fn take_idle(&self) -> Option<SendRequest<B>> {
         let now = crate::clock::coarse_unix_now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(entry) = idle.pop() {
@@ -141,7 +153,7 @@ impl UpstreamPool {
         None
     }
 
-    fn give_back(&self, sender: SendRequest<LimitedBody>) {
+    fn give_back(&self, sender: SendRequest<B>) {
         if sender.is_closed() {
             return;
         }
@@ -156,7 +168,7 @@ impl UpstreamPool {
 
     /// A new connection: TCP (no Nagle), TLS for `https`, the HTTP/1.1
     /// handshake, all within `connect_timeout`; its task runs on its own.
-    async fn connect(&self, limit: Duration) -> Result<SendRequest<LimitedBody>, SendFailure> {
+    async fn connect(&self, limit: Duration) -> Result<SendRequest<B>, SendFailure> {
         let connecting = async {
             let tcp = tokio::net::TcpStream::connect(&self.address)
                 .await
@@ -184,9 +196,10 @@ impl UpstreamPool {
     }
 }
 
-async fn handshake<T>(io: T) -> Result<SendRequest<LimitedBody>, String>
+async fn handshake<T, B>(io: T) -> Result<SendRequest<B>, String>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    B: RequestBody,
 {
     let (sender, connection) = http1::Builder::new()
         .max_buf_size(MAX_UPSTREAM_HEAD_BYTES)
@@ -202,12 +215,12 @@ where
 }
 
 /// A connection lent to one exchange, returned when its response has ended.
-pub struct Checkin {
-    sender: SendRequest<LimitedBody>,
-    pool: Arc<UpstreamPool>,
+pub struct Checkin<B> {
+    sender: SendRequest<B>,
+    pool: Arc<UpstreamPool<B>>,
 }
 
-impl std::fmt::Debug for Checkin {
+impl<B> std::fmt::Debug for Checkin<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Checkin")
     }
@@ -215,13 +228,13 @@ impl std::fmt::Debug for Checkin {
 
 /// The upstream's response body; its connection goes back to the pool when
 /// the body ends, and closes if the body is dropped before that.
-pub struct PooledBody {
+pub struct PooledBody<B: RequestBody> {
     body: Incoming,
-    checkin: Option<Checkin>,
+    checkin: Option<Checkin<B>>,
 }
 
-impl PooledBody {
-    pub fn new(body: Incoming, checkin: Option<Checkin>) -> PooledBody {
+impl<B: RequestBody> PooledBody<B> {
+    pub fn new(body: Incoming, checkin: Option<Checkin<B>>) -> PooledBody<B> {
         let mut pooled = PooledBody { body, checkin };
         // An empty body (204, 304, HEAD) may never be polled.
         if pooled.body.is_end_stream() {
@@ -237,7 +250,7 @@ impl PooledBody {
     }
 }
 
-impl Drop for PooledBody {
+impl<B: RequestBody> Drop for PooledBody<B> {
     fn drop(&mut self) {
         // Ended but never polled to the end: the connection is still clean.
         if self.body.is_end_stream() {
@@ -246,7 +259,7 @@ impl Drop for PooledBody {
     }
 }
 
-impl Body for PooledBody {
+impl<B: RequestBody> Body for PooledBody<B> {
     type Data = bytes::Bytes;
     type Error = hyper::Error;
 
