@@ -123,7 +123,7 @@ impl AssertionSlot {
         self.0.load_full()
     }
 
-    /// The stamp and time of the slot's assertion, and its value when `fresh` says so.
+    /// The slot's assertion, if there is one and `fresh` accepts it.
     pub fn reuse(&self, fresh: impl Fn(&SignedAssertion) -> bool) -> Option<HeaderValue> {
         let guard = self.0.load();
         guard
