@@ -8,14 +8,13 @@
 use authgate::auth::assertion::AssertionCache;
 use authgate::auth::assertion_key::{write_new, NewKey};
 use authgate::auth::identity::AssertionSlot;
-use authgate::auth::AuthServices;
 use authgate::config;
-use authgate::pipeline::decide::{decide, Live, RequestCtx};
 use authgate::pipeline::headers::TraceParent;
 use authgate::pipeline::{prepare_upstream_request, Upstreamed};
-use authgate::ratelimit::RateLimits;
-use authgate::revocation::RevocationStore;
 use authgate::secret::sha256;
+#[path = "common/mod.rs"]
+mod common;
+
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use std::path::Path;
 
@@ -39,12 +38,7 @@ fn bench(c: &mut Criterion) {
         key.display()
     ));
     let without = policy("");
-    let services = AuthServices::default();
-    let limits = RateLimits::default();
-    let revocations = RevocationStore::default();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
+    let bench = common::Bench::new();
     // What curl sends, and a key.
     let (head, ()) = http::Request::get("/orders/7?x=1")
         .header("host", "gw.example")
@@ -63,26 +57,8 @@ fn bench(c: &mut Criterion) {
         c.bench_function(name, |b| {
             b.iter(|| {
                 let mut parts = head.clone();
-                let mut record = authgate::access_log::RequestRecord::start(
-                    String::new(),
-                    std::net::Ipv4Addr::LOCALHOST.into(),
-                    &parts,
-                    Some("TLSv1.3"),
-                    "main",
-                );
-                let mut ctx = RequestCtx {
-                    snapshot,
-                    live: Live {
-                        limits: &limits,
-                        revocations: &revocations,
-                        auth: &services,
-                    },
-                    rate_limit: None,
-                    trace: TraceParent::of(&parts.headers),
-                    client_cert: None,
-                };
-                let admitted = runtime
-                    .block_on(decide(&mut ctx, &mut record, &mut parts))
+                let admitted = bench
+                    .decide(snapshot, &mut parts)
                     .unwrap_or_else(|e| panic!("{name}: {e:?}"));
                 let trace = TraceParent::of(&parts.headers);
                 let caller = Upstreamed {
@@ -91,7 +67,7 @@ fn bench(c: &mut Criterion) {
                     client_cert: None,
                     request_id: "bench-request",
                     trace: &trace,
-                    assertions: &services.assertions,
+                    assertions: &bench.services.assertions,
                 };
                 let path = admitted.path.clone();
                 let upstream = prepare_upstream_request(

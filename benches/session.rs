@@ -7,11 +7,10 @@ use authgate::auth::session::store::SessionRecord;
 use authgate::auth::session::{session_key, SessionPolicy};
 use authgate::auth::AuthServices;
 use authgate::config;
-use authgate::pipeline::decide::{decide, Live, RequestCtx};
-use authgate::pipeline::headers::TraceParent;
-use authgate::ratelimit::RateLimits;
-use authgate::revocation::RevocationStore;
 use authgate::secret::{sha256, Secret};
+#[path = "common/mod.rs"]
+mod common;
+
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use std::path::Path;
 
@@ -57,14 +56,9 @@ fn sign_in(sessions: &SessionPolicy, services: &AuthServices, runtime: &tokio::r
 fn bench(c: &mut Criterion) {
     let loaded = policy();
     let snapshot = &loaded.snapshot;
-    let services = AuthServices::default();
-    let limits = RateLimits::default();
-    let revocations = RevocationStore::default();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
+    let bench = common::Bench::new();
     let sessions = snapshot.auth.sessions.as_ref().expect("sessions");
-    sign_in(sessions, &services, &runtime);
+    sign_in(sessions, &bench.services, &bench.runtime);
 
     let request = |header: (&str, String)| {
         let (parts, ()) = http::Request::get("/orders/7?x=1")
@@ -90,25 +84,7 @@ fn bench(c: &mut Criterion) {
         c.bench_function(name, |b| {
             b.iter(|| {
                 let mut parts = head.clone();
-                let mut record = authgate::access_log::RequestRecord::start(
-                    String::new(),
-                    std::net::Ipv4Addr::LOCALHOST.into(),
-                    &parts,
-                    Some("TLSv1.3"),
-                    "main",
-                );
-                let mut ctx = RequestCtx {
-                    snapshot,
-                    live: Live {
-                        limits: &limits,
-                        revocations: &revocations,
-                        auth: &services,
-                    },
-                    rate_limit: None,
-                    trace: TraceParent::of(&parts.headers),
-                    client_cert: None,
-                };
-                let admitted = runtime.block_on(decide(&mut ctx, &mut record, &mut parts));
+                let admitted = bench.decide(snapshot, &mut parts);
                 assert!(admitted.is_ok(), "{name}");
                 black_box(admitted.map(|a| a.route.name.clone()).ok())
             })

@@ -4,9 +4,6 @@
 //! upstream's own `Access-Control-*` replaced, never doubled.
 
 use crate::harness::{standard_keys, Gateway, Reply, Upstream, READER_KEY};
-use bytes::Bytes;
-use http::Request;
-use http_body_util::Full;
 
 const APP: &str = "https://app.example.com";
 
@@ -16,16 +13,6 @@ fn gateway(upstream: &Upstream) -> Gateway {
         upstream.url(),
         standard_keys()
     ))
-}
-
-async fn send(gw: &Gateway, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut req = Request::builder().method(method).uri(gw.url(path));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    gw.client()
-        .send(req.body(Full::new(Bytes::new())).expect("request"))
-        .await
 }
 
 fn assert_allowed_for_app(reply: &Reply) {
@@ -46,17 +33,17 @@ fn assert_allowed_for_app(reply: &Reply) {
 async fn a_preflight_from_a_listed_origin_is_answered_and_never_forwarded() {
     let upstream = Upstream::start().await;
     let gw = gateway(&upstream);
-    let reply = send(
-        &gw,
-        "OPTIONS",
-        "/orders/7",
-        &[
-            ("origin", APP),
-            ("access-control-request-method", "GET"),
-            ("access-control-request-headers", "authorization"),
-        ],
-    )
-    .await;
+    let reply = gw
+        .send(
+            "OPTIONS",
+            "/orders/7",
+            &[
+                ("origin", APP),
+                ("access-control-request-method", "GET"),
+                ("access-control-request-headers", "authorization"),
+            ],
+        )
+        .await;
     assert_eq!(reply.status, 204);
     assert_allowed_for_app(&reply);
     assert_eq!(
@@ -85,16 +72,16 @@ async fn a_preflight_from_an_unlisted_origin_or_for_an_unlisted_route_is_refused
         ("https://app.example.com.evil.example", "/orders/7"),
         (APP, "/private/x"),
     ] {
-        let reply = send(
-            &gw,
-            "OPTIONS",
-            path,
-            &[
-                ("origin", origin),
-                ("access-control-request-method", "DELETE"),
-            ],
-        )
-        .await;
+        let reply = gw
+            .send(
+                "OPTIONS",
+                path,
+                &[
+                    ("origin", origin),
+                    ("access-control-request-method", "DELETE"),
+                ],
+            )
+            .await;
         assert_eq!(reply.status, 403, "{origin} {path}");
         assert!(reply.header("access-control-allow-origin").is_none());
         assert_eq!(
@@ -104,7 +91,9 @@ async fn a_preflight_from_an_unlisted_origin_or_for_an_unlisted_route_is_refused
     }
     assert!(upstream.requests().is_empty());
     // A plain OPTIONS without CORS headers is an ordinary request.
-    let plain = send(&gw, "OPTIONS", "/orders/7", &[("x-api-key", READER_KEY)]).await;
+    let plain = gw
+        .send("OPTIONS", "/orders/7", &[("x-api-key", READER_KEY)])
+        .await;
     assert_eq!(plain.status, 200);
     assert_eq!(upstream.requests().len(), 1);
 }
@@ -113,13 +102,13 @@ async fn a_preflight_from_an_unlisted_origin_or_for_an_unlisted_route_is_refused
 async fn every_answer_to_a_listed_origin_carries_the_headers_errors_included() {
     let upstream = Upstream::start().await;
     let gw = gateway(&upstream);
-    let allowed = send(
-        &gw,
-        "GET",
-        "/orders/7",
-        &[("origin", APP), ("x-api-key", READER_KEY)],
-    )
-    .await;
+    let allowed = gw
+        .send(
+            "GET",
+            "/orders/7",
+            &[("origin", APP), ("x-api-key", READER_KEY)],
+        )
+        .await;
     assert_eq!(allowed.status, 200);
     assert_allowed_for_app(&allowed);
     let exposed = allowed
@@ -127,7 +116,7 @@ async fn every_answer_to_a_listed_origin_carries_the_headers_errors_included() {
         .expect("expose");
     assert!(exposed.contains("RateLimit-Remaining") && exposed.contains("X-Request-Id"));
     // The app can read its 401.
-    let refused = send(&gw, "GET", "/orders/7", &[("origin", APP)]).await;
+    let refused = gw.send("GET", "/orders/7", &[("origin", APP)]).await;
     assert_eq!(refused.status, 401);
     assert_allowed_for_app(&refused);
     // Another origin gets none of them, on success or error.
@@ -138,20 +127,20 @@ async fn every_answer_to_a_listed_origin_carries_the_headers_errors_included() {
         ],
         vec![("origin", "https://evil.example")],
     ] {
-        let other = send(&gw, "GET", "/orders/7", &headers).await;
+        let other = gw.send("GET", "/orders/7", &headers).await;
         assert!(
             other.header("access-control-allow-origin").is_none(),
             "{other:?}"
         );
     }
     // A route the rule does not list gets none either.
-    let private = send(
-        &gw,
-        "GET",
-        "/private/x",
-        &[("origin", APP), ("x-api-key", READER_KEY)],
-    )
-    .await;
+    let private = gw
+        .send(
+            "GET",
+            "/private/x",
+            &[("origin", APP), ("x-api-key", READER_KEY)],
+        )
+        .await;
     assert!(private.header("access-control-allow-origin").is_none());
 }
 
@@ -159,13 +148,13 @@ async fn every_answer_to_a_listed_origin_carries_the_headers_errors_included() {
 async fn the_upstreams_own_cors_headers_are_replaced_never_doubled() {
     let upstream = Upstream::start().await;
     let gw = gateway(&upstream);
-    let reply = send(
-        &gw,
-        "GET",
-        "/cors/x",
-        &[("origin", APP), ("x-api-key", READER_KEY)],
-    )
-    .await;
+    let reply = gw
+        .send(
+            "GET",
+            "/cors/x",
+            &[("origin", APP), ("x-api-key", READER_KEY)],
+        )
+        .await;
     assert_eq!(reply.status, 200);
     assert_allowed_for_app(&reply);
     let expose = reply.headers_all("access-control-expose-headers");
@@ -177,16 +166,16 @@ async fn the_upstreams_own_cors_headers_are_replaced_never_doubled() {
         "the upstream's Vary stays: {vary}"
     );
     // To another origin, the upstream's wildcard does not pass either.
-    let other = send(
-        &gw,
-        "GET",
-        "/cors/x",
-        &[
-            ("origin", "https://evil.example"),
-            ("x-api-key", READER_KEY),
-        ],
-    )
-    .await;
+    let other = gw
+        .send(
+            "GET",
+            "/cors/x",
+            &[
+                ("origin", "https://evil.example"),
+                ("x-api-key", READER_KEY),
+            ],
+        )
+        .await;
     assert_eq!(
         other.headers_all("access-control-allow-origin"),
         vec!["*".to_string()],

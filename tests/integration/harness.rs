@@ -568,6 +568,17 @@ impl Gateway {
         TestClient::from_config(config, false)
     }
 
+    /// One request with this method, path and headers, on a fresh client.
+    pub async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req = Request::builder().method(method).uri(self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.client()
+            .send(req.body(Full::new(Bytes::new())).expect("request"))
+            .await
+    }
+
     /// An HTTP/1.1 client that trusts this gateway's certificate.
     pub fn client(&self) -> TestClient {
         TestClient::new(&self.cert_path(), false)
