@@ -179,9 +179,16 @@ async fn serve_connection(
     let service_activity = activity.clone();
     let service = service_fn(move |req| {
         let in_flight = InFlight::new(&service_activity);
-        let state = state.clone();
-        let conn = conn.clone();
-        async move { Ok::<_, Infallible>(pipeline::handle(state, conn, Some(in_flight), req).await) }
+        // Boxed once here: hyper moves the service future (into its HTTP/1
+        // dispatcher, or into a new task per HTTP/2 stream), and moving a
+        // pointer is cheaper than copying the whole request future each time.
+        let handled = Box::pin(pipeline::handle(
+            state.clone(),
+            conn.clone(),
+            Some(in_flight),
+            req,
+        ));
+        async move { Ok::<_, Infallible>(handled.await) }
     });
     let builder = http_builder(&server);
     let connection = builder.serve_connection_with_upgrades(io, service);
