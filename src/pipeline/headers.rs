@@ -6,6 +6,7 @@ use crate::auth::IdentityHeaders;
 use crate::snapshot::ServerSettings;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, HOST};
 use http::HeaderMap;
+use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,22 +17,28 @@ pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-ho
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
 /// RFC 9110 §7.6.1 plus the de-facto ones (`Keep-Alive`, `Proxy-Connection`).
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// Parsed names, not strings: a lookup by `&str` parses and hashes the
+/// string again each time, and this runs twice per request.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    http::header::UPGRADE,
 ];
 
 /// Removes hop-by-hop headers, including every header `Connection` names.
 /// Runs before the gateway adds its own headers, so `Connection: X-Auth-Subject`
 /// can never remove what the gateway sets.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none of them: one pass over the few names says so.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -45,7 +52,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
 }
@@ -174,13 +181,16 @@ pub fn add_forwarded(
     } else {
         None
     };
-    let xff = match prior {
-        Some(p) => format!("{p}, {peer}"),
-        None => peer.to_string(),
-    };
+    // Sized once for the longest address; the header takes the string as is.
+    let mut xff = String::with_capacity(prior.as_ref().map_or(0, |p| p.len() + 2) + 39);
+    if let Some(p) = prior {
+        xff.push_str(&p);
+        xff.push_str(", ");
+    }
+    let _ = write!(xff, "{peer}");
     headers.remove(&X_FORWARDED_FOR);
     headers.remove(FORWARDED);
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Ok(v) = HeaderValue::try_from(xff) {
         headers.insert(X_FORWARDED_FOR, v);
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
@@ -363,9 +373,17 @@ impl RequestIds {
         }
     }
 
+    /// The prefix in 16 hex digits, then the counter in at least 8 (what
+    /// `{:016x}{:08x}` would print, without the formatter's cost).
     pub fn next(&self) -> String {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        format!("{:016x}{:08x}", self.prefix, n)
+        let counter_digits = (16 - n.leading_zeros() as usize / 4).max(8);
+        let mut text = [0u8; 32];
+        hex_into(&mut text[..16], self.prefix);
+        let mut counter = [0u8; 16];
+        hex_into(&mut counter, n);
+        text[16..16 + counter_digits].copy_from_slice(&counter[16 - counter_digits..]);
+        String::from_utf8_lossy(&text[..16 + counter_digits]).into_owned()
     }
 }
 
@@ -519,5 +537,26 @@ mod tests {
         assert!(valid_request_id(&HeaderValue::from_str(&long).expect("v")).is_none());
         let ids = RequestIds::new();
         assert_ne!(ids.next(), ids.next());
+    }
+
+    #[test]
+    fn request_ids_are_the_prefix_and_the_counter_in_hex() {
+        for n in [
+            0u64,
+            1,
+            0xffff_ffff,
+            0x1_0000_0000,
+            0xabc_0000_0001,
+            u64::MAX,
+        ] {
+            let ids = RequestIds {
+                prefix: 0x0123_4567_89ab_cdef,
+                counter: AtomicU64::new(n),
+            };
+            assert_eq!(
+                ids.next(),
+                format!("{:016x}{:08x}", 0x0123_4567_89ab_cdef_u64, n)
+            );
+        }
     }
 }
