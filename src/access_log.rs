@@ -3,7 +3,7 @@
 //! request and lines never interleave.
 
 use crate::error::Decision;
-use serde::Serialize;
+use crate::json_line::JsonObject;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -82,48 +82,18 @@ impl RequestRecord {
             key_id: None,
             decision: Decision::Allowed,
             reason: None,
-            user_agent: head
-                .headers
-                .get(http::header::USER_AGENT)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            user_agent: head.headers.get(http::header::USER_AGENT).map(|v| {
+                // Nearly always visible ASCII; the lossy decoder is the slow path.
+                v.to_str().map_or_else(
+                    |_| String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    str::to_owned,
+                )
+            }),
             tls_version,
             listener,
             trace_id: String::new(),
         })
     }
-}
-
-/// A value serialized through its `Display`, straight into the output
-/// (no string in between).
-struct Shown<T>(T);
-
-impl<T: std::fmt::Display> Serialize for Shown<T> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0)
-    }
-}
-
-#[derive(Serialize)]
-struct JsonLine<'a> {
-    ts: Shown<humantime::Rfc3339Timestamp>,
-    request_id: &'a str,
-    client_ip: Shown<IpAddr>,
-    method: &'a str,
-    path: &'a str,
-    status: u16,
-    bytes_out: u64,
-    duration_ms: f64,
-    upstream_ms: Option<f64>,
-    route: Option<&'a str>,
-    auth_method: Option<&'a str>,
-    subject: Option<&'a str>,
-    key_id: Option<&'a str>,
-    decision: &'a str,
-    reason: Option<&'a str>,
-    user_agent: Option<&'a str>,
-    tls_version: Option<&'a str>,
-    listener: &'a str,
-    trace_id: &'a str,
 }
 
 fn round_ms(d: std::time::Duration) -> f64 {
@@ -134,31 +104,27 @@ impl RequestRecord {
     /// The JSON line, appended to `out` (the writer's buffer: no string of
     /// its own per request).
     fn write_json(&self, now: SystemTime, out: &mut Vec<u8>) {
-        let line = JsonLine {
-            ts: Shown(humantime::format_rfc3339_millis(now)),
-            request_id: &self.request_id,
-            client_ip: Shown(self.client_ip),
-            method: self.method.as_str(),
-            path: &self.path,
-            status: self.status,
-            bytes_out: self.bytes_out,
-            duration_ms: round_ms(self.started.elapsed()),
-            upstream_ms: self.upstream_ms,
-            route: self.route.as_deref(),
-            auth_method: self.auth_method,
-            subject: self.subject.as_deref(),
-            key_id: self.key_id.as_deref(),
-            decision: self.decision.as_str(),
-            reason: self.reason.map(crate::reason::Reason::as_str),
-            user_agent: self.user_agent.as_deref(),
-            tls_version: self.tls_version,
-            listener: self.listener,
-            trace_id: &self.trace_id,
-        };
-        let start = out.len();
-        if serde_json::to_writer(&mut *out, &line).is_err() {
-            out.truncate(start);
-        }
+        JsonObject::start(out)
+            .shown("ts", humantime::format_rfc3339_millis(now))
+            .str("request_id", &self.request_id)
+            .shown("client_ip", self.client_ip)
+            .str("method", self.method.as_str())
+            .str("path", &self.path)
+            .number("status", self.status)
+            .number("bytes_out", self.bytes_out)
+            .number("duration_ms", round_ms(self.started.elapsed()))
+            .number("upstream_ms", self.upstream_ms)
+            .opt_str("route", self.route.as_deref())
+            .opt_str("auth_method", self.auth_method)
+            .opt_str("subject", self.subject.as_deref())
+            .opt_str("key_id", self.key_id.as_deref())
+            .str("decision", self.decision.as_str())
+            .opt_str("reason", self.reason.map(crate::reason::Reason::as_str))
+            .opt_str("user_agent", self.user_agent.as_deref())
+            .opt_str("tls_version", self.tls_version)
+            .str("listener", self.listener)
+            .str("trace_id", &self.trace_id)
+            .finish();
     }
 
     #[cfg(test)]
@@ -408,7 +374,22 @@ mod tests {
             assert!(v.get(field).is_some(), "missing {field}");
         }
         assert_eq!(v["ts"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["upstream_ms"], 1.5);
+        assert_eq!(v["reason"], serde_json::Value::Null);
         assert_eq!(v["decision"], "allowed");
+    }
+
+    #[test]
+    fn json_line_escapes_what_the_caller_sent() {
+        let mut r = record();
+        r.path = "/a\"b\\c\n\u{e9}".into();
+        r.user_agent = Some("evil\"}, {\"status\":1".into());
+        let v: serde_json::Value =
+            serde_json::from_str(&r.json(SystemTime::UNIX_EPOCH)).expect("json");
+        assert_eq!(v["path"], r.path.as_str());
+        assert_eq!(v["user_agent"], "evil\"}, {\"status\":1");
+        assert_eq!(v["status"], 200);
     }
 
     #[test]

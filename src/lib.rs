@@ -18,6 +18,7 @@ pub mod explain;
 pub mod forward;
 pub mod forward_auth;
 pub mod gateway;
+pub mod json_line;
 pub mod metrics;
 pub mod pipeline;
 pub mod ratelimit;

@@ -383,7 +383,10 @@ impl RequestIds {
         let mut counter = [0u8; 16];
         hex_into(&mut counter, n);
         text[16..16 + counter_digits].copy_from_slice(&counter[16 - counter_digits..]);
-        String::from_utf8_lossy(&text[..16 + counter_digits]).into_owned()
+        text[..16 + counter_digits]
+            .iter()
+            .map(|&b| char::from(b))
+            .collect()
     }
 }
 

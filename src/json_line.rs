@@ -1,0 +1,183 @@
+//! One JSON object written field by field into a byte buffer: the access
+//! log's line. serde_json escapes every string byte by byte through a table;
+//! most log fields (ids, methods, routes, decisions) are plain ASCII with
+//! nothing to escape, and one check over the bytes lets them be copied whole.
+//! The output is byte for byte what serde_json writes for the same fields.
+
+use std::fmt::Display;
+use std::io::Write as _;
+
+/// An object being written; `finish` closes it.
+pub struct JsonObject<'a> {
+    out: &'a mut Vec<u8>,
+    empty: bool,
+}
+
+impl<'a> JsonObject<'a> {
+    pub fn start(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        JsonObject { out, empty: true }
+    }
+
+    fn key(&mut self, key: &str) {
+        if !self.empty {
+            self.out.push(b',');
+        }
+        self.empty = false;
+        // Keys are the gateway's own names: nothing in them to escape.
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
+        self.key(key);
+        push_str(self.out, value);
+        self
+    }
+
+    pub fn opt_str(&mut self, key: &str, value: Option<&str>) -> &mut Self {
+        match value {
+            Some(v) => self.str(key, v),
+            None => self.null(key),
+        }
+    }
+
+    /// A string from `Display`, for values whose text never needs escaping
+    /// (timestamps, addresses).
+    pub fn shown(&mut self, key: &str, value: impl Display) -> &mut Self {
+        self.key(key);
+        let start = self.out.len();
+        if write!(self.out, "\"{value}\"").is_err() {
+            self.out.truncate(start);
+            self.out.extend_from_slice(b"null");
+        }
+        self
+    }
+
+    /// A number (an integer, or a float: null when not finite), as serde_json writes it.
+    pub fn number(&mut self, key: &str, value: impl serde::Serialize) -> &mut Self {
+        self.key(key);
+        let start = self.out.len();
+        if serde_json::to_writer(&mut *self.out, &value).is_err() {
+            self.out.truncate(start);
+            self.out.extend_from_slice(b"null");
+        }
+        self
+    }
+
+    pub fn null(&mut self, key: &str) -> &mut Self {
+        self.key(key);
+        self.out.extend_from_slice(b"null");
+        self
+    }
+
+    pub fn finish(&mut self) {
+        self.out.push(b'}');
+    }
+}
+
+/// A quoted, escaped JSON string.
+fn push_str(out: &mut Vec<u8>, text: &str) {
+    // JSON must escape `"`, `\` and control characters; anything else,
+    // UTF-8 included, may stand as it is (and serde_json leaves it so).
+    if !needs_escape(text.as_bytes()) {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        let start = out.len();
+        if serde_json::to_writer(&mut *out, text).is_err() {
+            out.truncate(start);
+            out.extend_from_slice(b"\"\"");
+        }
+    }
+}
+
+/// Whether any byte is a control character, `"` or `\\`. Eight bytes at a
+/// time (SWAR: a byte's high bit is set in the mask where it matched), as a
+/// log line is mostly strings and this check sees all of them.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // Below 0x20: x - 0x20 borrows into the high bit of a byte that had it clear.
+        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+        if control
+            | zero_byte(x ^ (ONES * u64::from(b'"')))
+            | zero_byte(x ^ (ONES * u64::from(b'\\')))
+            != 0
+        {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_what_serde_json_writes() {
+        for text in [
+            "",
+            "plain-ascii_1.2",
+            "quote\" and \\ back",
+            "line\nbreak\ttab\u{1}\u{7f}",
+            "caf\u{e9} \u{1F600}",
+            "</script>",
+        ] {
+            let mut ours = Vec::new();
+            JsonObject::start(&mut ours).str("k", text).finish();
+            let theirs = serde_json::to_vec(&serde_json::json!({ "k": text })).expect("json");
+            assert_eq!(
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&theirs)
+            );
+        }
+    }
+
+    #[test]
+    fn the_word_check_finds_each_byte_that_needs_escaping_wherever_it_stands() {
+        for len in 0..20 {
+            for at in 0..len {
+                for bad in [0u8, 0x1f, b'"', b'\\', b'\n'] {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = bad;
+                    assert!(needs_escape(&bytes), "{bad:#x} at {at} of {len}");
+                }
+                // Neighbours of the bad values, and bytes with the high bit set, pass.
+                let mut bytes = vec![b'a'; len];
+                bytes[at] = [0x20u8, b'!', b'#', b'[', b']', 0x7f, 0x80, 0xa2, 0xdc, 0xff][at % 10];
+                assert!(!needs_escape(&bytes), "{:#x} at {at} of {len}", bytes[at]);
+            }
+        }
+    }
+
+    #[test]
+    fn fields_numbers_and_nulls() {
+        let mut out = Vec::new();
+        JsonObject::start(&mut out)
+            .str("a", "x")
+            .number("n", 7u16)
+            .number("f", 1.5f64)
+            .number("inf", f64::INFINITY)
+            .number("none", Option::<f64>::None)
+            .opt_str("s", None)
+            .shown("ip", std::net::Ipv6Addr::LOCALHOST)
+            .finish();
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            r#"{"a":"x","n":7,"f":1.5,"inf":null,"none":null,"s":null,"ip":"::1"}"#
+        );
+    }
+}
