@@ -96,6 +96,25 @@ impl RequestRecord {
     }
 }
 
+/// `2026-12-04T20:36:39.123Z`: formatted once per millisecond per thread,
+/// since every request of that millisecond logs the same text.
+fn with_rfc3339_millis<R>(now: SystemTime, f: impl FnOnce(&str) -> R) -> R {
+    use std::cell::RefCell;
+    thread_local! {
+        static LAST: RefCell<(u128, String)> = const { RefCell::new((u128::MAX, String::new())) };
+    }
+    let millis = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    LAST.with_borrow_mut(|(at, text)| {
+        if *at != millis {
+            *at = millis;
+            *text = humantime::format_rfc3339_millis(now).to_string();
+        }
+        f(text)
+    })
+}
+
 fn round_ms(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
@@ -104,10 +123,14 @@ impl RequestRecord {
     /// The JSON line, appended to `out` (the writer's buffer: no string of
     /// its own per request).
     fn write_json(&self, now: SystemTime, out: &mut Vec<u8>) {
+        with_rfc3339_millis(now, |ts| self.write_json_at(ts, out));
+    }
+
+    fn write_json_at(&self, ts: &str, out: &mut Vec<u8>) {
         JsonObject::start(out)
-            .shown("ts", humantime::format_rfc3339_millis(now))
+            .str("ts", ts)
             .str("request_id", &self.request_id)
-            .shown("client_ip", self.client_ip)
+            .ip("client_ip", self.client_ip)
             .str("method", self.method.as_str())
             .str("path", &self.path)
             .number("status", self.status)

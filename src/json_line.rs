@@ -55,6 +55,29 @@ impl<'a> JsonObject<'a> {
         self
     }
 
+    /// An address as text; IPv4 (nearly every client) without the formatter.
+    pub fn ip(&mut self, key: &str, ip: std::net::IpAddr) -> &mut Self {
+        let std::net::IpAddr::V4(v4) = ip else {
+            return self.shown(key, ip);
+        };
+        self.key(key);
+        self.out.push(b'"');
+        for (i, octet) in v4.octets().into_iter().enumerate() {
+            if i > 0 {
+                self.out.push(b'.');
+            }
+            if octet >= 100 {
+                self.out.push(b'0' + octet / 100);
+            }
+            if octet >= 10 {
+                self.out.push(b'0' + octet / 10 % 10);
+            }
+            self.out.push(b'0' + octet % 10);
+        }
+        self.out.push(b'"');
+        self
+    }
+
     /// A number (an integer, or a float: null when not finite), as serde_json writes it.
     pub fn number(&mut self, key: &str, value: impl serde::Serialize) -> &mut Self {
         self.key(key);
@@ -160,6 +183,23 @@ mod tests {
                 bytes[at] = [0x20u8, b'!', b'#', b'[', b']', 0x7f, 0x80, 0xa2, 0xdc, 0xff][at % 10];
                 assert!(!needs_escape(&bytes), "{:#x} at {at} of {len}", bytes[at]);
             }
+        }
+    }
+
+    #[test]
+    fn addresses_are_what_display_prints() {
+        for ip in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "203.0.113.255",
+            "127.0.0.1",
+            "2001:db8::7",
+            "::ffff:1.2.3.4",
+        ] {
+            let ip: std::net::IpAddr = ip.parse().expect("ip");
+            let mut out = Vec::new();
+            JsonObject::start(&mut out).ip("ip", ip).finish();
+            assert_eq!(String::from_utf8_lossy(&out), format!(r#"{{"ip":"{ip}"}}"#));
         }
     }
 

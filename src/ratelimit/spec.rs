@@ -3,6 +3,7 @@
 
 use crate::config::units::Rate;
 use governor::Quota;
+use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue};
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -37,6 +38,11 @@ impl LimitSpec {
             .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
     }
 }
+
+// Parsed once: a name given as `&str` is parsed again on every insert.
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 /// A rate-limit decision and the numbers for its headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,8 +79,8 @@ pub fn ceil_secs(d: Duration) -> u64 {
 
 impl Outcome {
     pub fn headers(&self, headers: &mut HeaderMap) {
-        headers.insert("ratelimit-limit", HeaderValue::from(self.limit));
-        headers.insert("ratelimit-remaining", HeaderValue::from(self.remaining));
-        headers.insert("ratelimit-reset", HeaderValue::from(self.reset_secs));
+        headers.insert(RATELIMIT_LIMIT, HeaderValue::from(self.limit));
+        headers.insert(RATELIMIT_REMAINING, HeaderValue::from(self.remaining));
+        headers.insert(RATELIMIT_RESET, HeaderValue::from(self.reset_secs));
     }
 }
