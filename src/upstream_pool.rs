@@ -125,7 +125,9 @@ impl<B: RequestBody> UpstreamPool<B> {
                 },
             }
         }
-        let mut sender = self.connect(connect_timeout).await?;
+        // Boxed: a connect (and TLS handshake) is rare on a warm pool, and
+        // its future is large.
+        let mut sender = Box::pin(self.connect(connect_timeout)).await?;
         match sender.try_send_request(req).await {
             Ok(response) => Ok((response, self.checkin(sender))),
             Err(failed) => Err(SendFailure::Exchange(failed.into_error())),

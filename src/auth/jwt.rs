@@ -248,7 +248,7 @@ impl JwtVerifier {
             iat,
             exp,
             generation,
-        } = issuer.check(token, &header, alg, claims, now).await?;
+        } = Box::pin(issuer.check(token, &header, alg, claims, now)).await?; // a miss may fetch keys: boxed, so a cache hit does not carry its size
         let subject = claims
             .get(&issuer.subject_claim)
             .and_then(Value::as_str)

@@ -164,15 +164,16 @@ impl AuthPolicy {
                     .verify(token, &self.identity, &services.token_cache)
                     .await
             }
+            // Boxed: an HTTP exchange, a large future every request would
+            // otherwise carry the size of.
             (Credential::Bearer(token), _) => {
-                self.introspection
-                    .introspect(
-                        token,
-                        &self.identity,
-                        &services.clients,
-                        &services.token_cache,
-                    )
-                    .await
+                Box::pin(self.introspection.introspect(
+                    token,
+                    &self.identity,
+                    &services.clients,
+                    &services.token_cache,
+                ))
+                .await
             }
         }
     }

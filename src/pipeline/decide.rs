@@ -167,7 +167,8 @@ async fn admit(
     }
     // A header credential takes precedence over a session cookie.
     let Some(credential) = credential else {
-        return admit_session(ctx, route, accepted, parts, record).await;
+        // Boxed: a rare, large branch (see `pipeline::run`).
+        return Box::pin(admit_session(ctx, route, accepted, parts, record)).await;
     };
     let not_accepted = || GatewayError::InsufficientScope {
         scheme: credential.scheme(),

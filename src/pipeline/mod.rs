@@ -96,7 +96,10 @@ pub async fn handle(
             (response, Payload::json(e.json_body(&record.request_id)))
         }
     };
-    if let Ok(v) = HeaderValue::from_str(&record.request_id) {
+    if let Ok(mut v) = HeaderValue::from_str(&record.request_id) {
+        // New on every response: HTTP/2 would add each one to the
+        // connection's HPACK table, evicting entries that do repeat.
+        v.set_sensitive(true);
         response.headers_mut().insert(X_REQUEST_ID, v);
     }
     if let Some(outcome) = &rate_limit {
@@ -137,7 +140,10 @@ async fn run(
     if let Some(sessions) = &snapshot.auth.sessions {
         if let Some(which) = sessions.own_path(parts.uri.path()) {
             decide::refuse_hostile_targets(&parts)?;
-            return signin::answer(which, sessions, &state.auth, record, &parts).await;
+            // Boxed, as are the other rare paths that wait on the network:
+            // the request future is as large as its largest branch, and
+            // every request would carry their size.
+            return Box::pin(signin::answer(which, sessions, &state.auth, record, &parts)).await;
         }
     }
     // 1–7. The decision.
