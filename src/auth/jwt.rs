@@ -243,12 +243,13 @@ impl JwtVerifier {
             .and_then(Value::as_str)
             .and_then(|iss| self.issuers.get(iss))
             .ok_or_else(|| invalid(Reason::UnknownIssuer, "The token's issuer is not trusted."))?;
+        // A miss may fetch keys: boxed, so a cache hit does not carry its size.
         let Verified {
             claims,
             iat,
             exp,
             generation,
-        } = Box::pin(issuer.check(token, &header, alg, claims, now)).await?; // a miss may fetch keys: boxed, so a cache hit does not carry its size
+        } = Box::pin(issuer.check(token, &header, alg, claims, now)).await?;
         let subject = claims
             .get(&issuer.subject_claim)
             .and_then(Value::as_str)
