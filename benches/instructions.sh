@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# User-space instructions per proxied request, counted by valgrind's
+# callgrind: deterministic where requests/s on a shared VM move by 5–10%
+# run to run, so a change of 1–2% in the gateway's own work shows. Kernel
+# time (TCP, the larger part of a proxied request) is not counted.
+#
+# Usage: bash benches/instructions.sh [path: /open | /key] [h1 | h2] [requests]
+#   /open: no auth; /key: an API key with a rate limit. h2: 10 streams per connection.
+# Prints "instructions/request N"; with KEEP=FILE, keeps the callgrind profile
+# (read it with callgrind_annotate FILE).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUTE=${1:-/open}; PROTO=${2:-h1}; N=${3:-2000}
+need() { command -v "$1" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; }
+need valgrind valgrind
+need h2load nghttp2-client
+cargo build --release --quiet --bin authgate --example bench_upstream
+BIN=$PWD/target/release
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+$BIN/authgate certs --out "$WORK" >/dev/null
+cat > "$WORK/gateway.yaml" <<YAML
+server:
+  listen: 127.0.0.1:18543
+  workers: 1
+  tls: {cert: gateway.pem, key: gateway-key.pem}
+upstream: {url: "http://127.0.0.1:18180"}
+admin:
+  listen: 127.0.0.1:19190
+  token_env: BENCH_ADMIN_TOKEN
+api_keys:
+  keys:
+    - id: client-1
+      sha256: $(printf agk_bench_1 | sha256sum | cut -d' ' -f1)
+      scopes: [read]
+rate_limits:
+  default: { rate: 4000000000/s, burst: 4000000000 }
+routes:
+  - {name: open, path: /open, auth: none}
+  - {name: key, path: /key, auth: [api_key]}
+access_log: {output: access.log}
+YAML
+export BENCH_ADMIN_TOKEN=bench-admin-token-0123456789
+$BIN/examples/bench_upstream 127.0.0.1:18180 2>/dev/null & PIDS+=($!)
+# Instrumentation starts off: start-up and the warm-up requests are not counted.
+(cd "$WORK" && exec valgrind --tool=callgrind --instr-atstart=no \
+  --callgrind-out-file="$WORK/callgrind.out" "$BIN/authgate" run -c gateway.yaml 2>valgrind.err) & GW=$!; PIDS+=($GW)
+for _ in $(seq 150); do (exec 3<>/dev/tcp/127.0.0.1/18543) 2>/dev/null && break; sleep 0.2; done
+ARGS=(-c 4); [ "$PROTO" = h1 ] && ARGS+=(--h1 -m 1) || ARGS+=(-m 10)
+[ "$ROUTE" = /key ] && ARGS+=(-H "x-api-key: agk_bench_1")
+h2load "${ARGS[@]}" -n 300 "https://127.0.0.1:18543$ROUTE" >/dev/null
+callgrind_control -i on "$GW" >/dev/null
+h2load "${ARGS[@]}" -n "$N" "https://127.0.0.1:18543$ROUTE" | grep -q "$N succeeded" \
+  || { echo "not every request succeeded"; exit 1; }
+callgrind_control -i off "$GW" >/dev/null
+callgrind_control -d "$GW" >/dev/null
+sleep 1
+TOTAL=$(for f in "$WORK"/callgrind.out*; do callgrind_annotate "$f" 2>/dev/null | grep "PROGRAM TOTALS" || true; done \
+  | python3 -c "import sys; print(sum(int(l.split()[0].replace(',', '')) for l in sys.stdin if l.strip()))")
+echo "instructions/request $((TOTAL / N))   ($PROTO $ROUTE, $N requests, 4 connections)"
+if [ -n "${KEEP:-}" ]; then cp "$(ls -S "$WORK"/callgrind.out* | head -1)" "$KEEP"; fi
