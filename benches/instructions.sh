@@ -51,11 +51,11 @@ for _ in $(seq 150); do (exec 3<>/dev/tcp/127.0.0.1/18543) 2>/dev/null && break;
 ARGS=(-c 4); [ "$PROTO" = h1 ] && ARGS+=(--h1 -m 1) || ARGS+=(-m 10)
 [ "$ROUTE" = /key ] && ARGS+=(-H "x-api-key: agk_bench_1")
 h2load "${ARGS[@]}" -n 300 "https://127.0.0.1:18543$ROUTE" >/dev/null
-callgrind_control -i on "$GW" >/dev/null
+callgrind_control -i on "$GW" >/dev/null 2>&1
 h2load "${ARGS[@]}" -n "$N" "https://127.0.0.1:18543$ROUTE" | grep -q "$N succeeded" \
   || { echo "not every request succeeded"; exit 1; }
-callgrind_control -i off "$GW" >/dev/null
-callgrind_control -d "$GW" >/dev/null
+callgrind_control -i off "$GW" >/dev/null 2>&1
+callgrind_control -d "$GW" >/dev/null 2>&1
 sleep 1
 TOTAL=$(for f in "$WORK"/callgrind.out*; do callgrind_annotate "$f" 2>/dev/null | grep "PROGRAM TOTALS" || true; done \
   | python3 -c "import sys; print(sum(int(l.split()[0].replace(',', '')) for l in sys.stdin if l.strip()))")
