@@ -44,7 +44,7 @@ impl<'a> JsonObject<'a> {
     }
 
     /// A string from `Display`, for values whose text never needs escaping
-    /// (timestamps, addresses).
+    /// (an IPv6 address).
     pub fn shown(&mut self, key: &str, value: impl Display) -> &mut Self {
         self.key(key);
         let start = self.out.len();

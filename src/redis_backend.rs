@@ -174,11 +174,9 @@ impl RedisBackend {
         );
         let mut call = self.script.key(full_key);
         call.arg(interval_us).arg(spec.burst).arg(spend);
-        // Boxed: the client's command future is kilobytes, and the request
-        // future of every request (Redis or not) would carry its size.
         let result = tokio::time::timeout(
             REDIS_TIMEOUT,
-            Box::pin(call.invoke_async::<(i64, i64, i64, i64)>(&mut conn)),
+            call.invoke_async::<(i64, i64, i64, i64)>(&mut conn),
         )
         .await;
         let (allowed, remaining, reset_us, retry_us) = self.settle(result, "rate-limit check")?;
