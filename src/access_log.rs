@@ -223,7 +223,7 @@ type Sink = std::io::BufWriter<Box<dyn Write + Send>>;
 
 struct Shared {
     pending: Mutex<Vec<u8>>,
-    sink: Mutex<Sink>,
+    sink: Mutex<Writer>,
     output: AccessLogOutput,
     dropped: AtomicU64,
 }
@@ -234,6 +234,17 @@ pub struct AccessLog {
     format: AccessLogFormat,
     shared: Arc<Shared>,
 }
+
+/// The writer thread's side: the output, and the buffer that trades places
+/// with `pending` at each flush, so the request path appends into memory
+/// that is already there instead of growing a new buffer every 20 ms.
+struct Writer {
+    sink: Sink,
+    spare: Vec<u8>,
+}
+
+/// A batch buffer larger than this (after a burst) is not kept for reuse.
+const KEEP_BUFFER_BYTES: usize = 4 << 20;
 
 fn open(output: &AccessLogOutput) -> std::io::Result<Sink> {
     let sink: Box<dyn Write + Send> = match output {
@@ -249,15 +260,28 @@ fn open(output: &AccessLogOutput) -> std::io::Result<Sink> {
 }
 
 impl Shared {
+    /// Hands `pending` to the writer, and the writer's empty buffer to
+    /// `pending`; the caller holds the sink lock.
+    fn write_pending(&self, writer: &mut Writer) {
+        let mut lines = std::mem::take(&mut writer.spare);
+        std::mem::swap(
+            &mut lines,
+            &mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()),
+        );
+        if !lines.is_empty() && writer.sink.write_all(&lines).is_err() {
+            tracing::error!("cannot write the access log");
+        }
+        let _ = writer.sink.flush();
+        lines.clear();
+        lines.shrink_to(KEEP_BUFFER_BYTES);
+        writer.spare = lines;
+    }
+
     /// Writes what is pending. The sink lock is held across the swap, so
     /// lines keep their order even when a reopen and a tick race.
     fn flush(&self) {
-        let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
-        let lines = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        if !lines.is_empty() && sink.write_all(&lines).is_err() {
-            tracing::error!("cannot write the access log");
-        }
-        let _ = sink.flush();
+        let mut writer = self.sink.lock().unwrap_or_else(|e| e.into_inner());
+        self.write_pending(&mut writer);
         let dropped = self.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
             tracing::error!(dropped, "access-log lines dropped: the writer fell behind");
@@ -270,7 +294,10 @@ impl AccessLog {
     pub fn start(settings: &AccessLogSettings) -> std::io::Result<AccessLog> {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Vec::with_capacity(64 * 1024)),
-            sink: Mutex::new(open(&settings.output)?),
+            sink: Mutex::new(Writer {
+                sink: open(&settings.output)?,
+                spare: Vec::with_capacity(64 * 1024),
+            }),
             output: settings.output.clone(),
             dropped: AtomicU64::new(0),
         });
@@ -319,19 +346,11 @@ impl AccessLog {
     /// Reopens a file output (SIGUSR1, after logrotate moved it away).
     /// Lines logged before go to the old file, lines after to the new one.
     pub fn reopen(&self) {
-        let mut sink = self.shared.sink.lock().unwrap_or_else(|e| e.into_inner());
-        let lines = std::mem::take(
-            &mut *self
-                .shared
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
-        let _ = sink.write_all(&lines);
-        let _ = sink.flush();
+        let mut writer = self.shared.sink.lock().unwrap_or_else(|e| e.into_inner());
+        self.shared.write_pending(&mut writer);
         match open(&self.shared.output) {
             Ok(new) => {
-                *sink = new;
+                writer.sink = new;
                 tracing::info!("access log reopened");
             }
             Err(e) => {

@@ -4,10 +4,12 @@
 use crate::activity::{idle_expired, Activity, ActivityIo, InFlight};
 use crate::pipeline::{self, ConnInfo, GatewayState};
 use crate::snapshot::ServerSettings;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,11 +26,10 @@ pub const MAX_LOCAL_ERROR_RESET_STREAMS: usize = 1024;
 /// hyper refuses an HTTP/1 read buffer below this size.
 const HYPER_MIN_BUF: usize = 8192;
 
-/// HTTP/1.1 and HTTP/2 settings from the policy.
-fn http_builder(server: &ServerSettings) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+/// HTTP/1.1 settings from the policy.
+fn http1_builder(server: &ServerSettings) -> http1::Builder {
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(server.header_read_timeout)
         .max_buf_size(server.max_header_bytes.max(HYPER_MIN_BUF))
@@ -37,7 +38,12 @@ fn http_builder(server: &ServerSettings) -> auto::Builder<TokioExecutor> {
         .writev(false)
         .keep_alive(true);
     builder
-        .http2()
+}
+
+/// HTTP/2 settings from the policy.
+fn http2_builder(server: &ServerSettings) -> http2::Builder<TokioExecutor> {
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder
         .timer(TokioTimer::new())
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         // Rapid reset (CVE-2023-44487): a client resetting streams faster
@@ -162,6 +168,9 @@ async fn serve_connection(
         Err(_) => return,
     };
     let session = tls.get_ref().1;
+    // RFC 9113 §3.2: over TLS, HTTP/2 is what ALPN chose; without ALPN the
+    // client speaks HTTP/1.1 (as HAProxy and nginx read it too).
+    let http2 = session.alpn_protocol() == Some(b"h2");
     let conn = Arc::new(ConnInfo {
         peer,
         tls_version: crate::tls::version_name(session.protocol_version()),
@@ -172,6 +181,18 @@ async fn serve_connection(
             .map(|leaf| crate::auth::mtls::ClientCert::from_der(leaf)),
         hold,
     });
+    // Like nginx, nothing of HTTP (read buffer, parser, h2 state) exists
+    // until the client sends its first byte: a connection opened ahead of
+    // need, or held idle, costs only its socket and TLS state. rustls may
+    // already hold decrypted bytes that came with the handshake; then
+    // there is nothing to wait for.
+    if session.wants_read() {
+        tokio::select! {
+            readable = tls.get_ref().0.readable() => if readable.is_err() { return },
+            () = idle_expired(activity.clone(), server.idle_timeout) => return,
+            _ = shutdown.changed() => return,
+        }
+    }
     let io = TokioIo::new(ActivityIo {
         inner: tls,
         activity: activity.clone(),
@@ -190,8 +211,47 @@ async fn serve_connection(
         ));
         async move { Ok::<_, Infallible>(handled.await) }
     });
-    let builder = http_builder(&server);
-    let connection = builder.serve_connection_with_upgrades(io, service);
+    // Boxed: the connection's HTTP state is allocated now, not at accept.
+    if http2 {
+        let connection = http2_builder(&server).serve_connection(io, service);
+        Box::pin(drive(
+            connection,
+            |c| c.graceful_shutdown(),
+            activity,
+            &server,
+            shutdown,
+            peer,
+        ))
+        .await;
+    } else {
+        let connection = http1_builder(&server)
+            .serve_connection(io, service)
+            .with_upgrades();
+        Box::pin(drive(
+            connection,
+            |c| c.graceful_shutdown(),
+            activity,
+            &server,
+            shutdown,
+            peer,
+        ))
+        .await;
+    }
+}
+
+/// Runs one HTTP connection to its end; past `idle_timeout` without
+/// traffic, or when the gateway shuts down, asks it to finish the requests
+/// in flight and close.
+async fn drive<C>(
+    connection: C,
+    graceful_shutdown: impl Fn(Pin<&mut C>),
+    activity: Arc<Activity>,
+    server: &ServerSettings,
+    mut shutdown: watch::Receiver<bool>,
+    peer: std::net::SocketAddr,
+) where
+    C: Future<Output = Result<(), hyper::Error>>,
+{
     tokio::pin!(connection);
     let idle = idle_expired(activity, server.idle_timeout);
     tokio::pin!(idle);
@@ -205,11 +265,11 @@ async fn serve_connection(
                 break;
             }
             _ = &mut idle, if !closing => {
-                connection.as_mut().graceful_shutdown();
+                graceful_shutdown(connection.as_mut());
                 closing = true;
             }
             _ = shutdown.changed(), if !closing => {
-                connection.as_mut().graceful_shutdown();
+                graceful_shutdown(connection.as_mut());
                 closing = true;
             }
         }
