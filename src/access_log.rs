@@ -34,6 +34,9 @@ pub struct AccessLogSettings {
 #[derive(Debug)]
 pub struct RequestRecord {
     pub started: Instant,
+    /// Set once, when the response is done, so the log line, the metrics
+    /// and the dashboard read the clock once between them.
+    pub duration: Option<std::time::Duration>,
     pub request_id: String,
     pub client_ip: IpAddr,
     pub method: http::Method,
@@ -68,6 +71,7 @@ impl RequestRecord {
     ) -> Box<RequestRecord> {
         Box::new(RequestRecord {
             started: Instant::now(),
+            duration: None,
             request_id,
             client_ip,
             method: head.method.clone(),
@@ -135,7 +139,10 @@ impl RequestRecord {
             .str("path", &self.path)
             .number("status", self.status)
             .number("bytes_out", self.bytes_out)
-            .number("duration_ms", round_ms(self.started.elapsed()))
+            .number(
+                "duration_ms",
+                round_ms(self.duration.unwrap_or_else(|| self.started.elapsed())),
+            )
             .number("upstream_ms", self.upstream_ms)
             .opt_str("route", self.route.as_deref())
             .opt_str("auth_method", self.auth_method)
@@ -367,6 +374,7 @@ mod tests {
     fn record() -> RequestRecord {
         RequestRecord {
             started: Instant::now(),
+            duration: None,
             request_id: "rid".into(),
             client_ip: "127.0.0.1".parse().expect("ip"),
             method: http::Method::GET,

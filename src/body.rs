@@ -164,6 +164,8 @@ impl ResponseBody {
     fn finish(&mut self) {
         if let Some((mut record, log)) = self.log.take() {
             record.bytes_out = self.bytes_out;
+            let duration = record.started.elapsed();
+            record.duration = Some(duration);
             crate::metrics::observe_request(&crate::metrics::FinishedRequest {
                 route: &record.route,
                 listener: record.listener,
@@ -171,10 +173,10 @@ impl ResponseBody {
                 decision: record.decision,
                 reason: record.reason,
                 upstream_ms: record.upstream_ms,
-                duration_secs: record.started.elapsed().as_secs_f64(),
+                duration_secs: duration.as_secs_f64(),
             });
             if let Some(stats) = &self.stats {
-                record_stats(stats, &record);
+                record_stats(stats, &record, duration);
             }
             log.write(&record);
         }
@@ -182,7 +184,7 @@ impl ResponseBody {
 }
 
 /// The dashboard's view of a finished request.
-fn record_stats(stats: &crate::stats::Stats, record: &RequestRecord) {
+fn record_stats(stats: &crate::stats::Stats, record: &RequestRecord, duration: Duration) {
     let refused = crate::stats::is_refusal(record.decision);
     let caller = match (&record.key_id, &record.subject) {
         (Some(id), _) => Some(id.clone()),
@@ -197,7 +199,7 @@ fn record_stats(stats: &crate::stats::Stats, record: &RequestRecord) {
             caller,
             decision: record.decision,
             reason: record.reason,
-            duration_ms: record.started.elapsed().as_secs_f64() * 1e3,
+            duration_ms: duration.as_secs_f64() * 1e3,
         },
         crate::clock::unix_now(),
     );

@@ -33,6 +33,7 @@ pub mod server;
 pub mod snapshot;
 pub mod state;
 pub mod stats;
+pub mod tcp_send;
 pub mod tls;
 pub mod upgrade;
 pub mod upstream_pool;

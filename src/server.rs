@@ -1,9 +1,10 @@
 //! Accept loop: TLS handshake, HTTP/1.1 and HTTP/2 on one port (ALPN),
 //! per-connection timeouts, and graceful shutdown.
 
-use crate::activity::{idle_expired, Activity, ActivityIo, InFlight};
+use crate::activity::{head_overdue, idle_expired, Activity, ActivityIo, InFlight};
 use crate::pipeline::{self, ConnInfo, GatewayState};
 use crate::snapshot::ServerSettings;
+use crate::tcp_send::TcpSend;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -31,7 +32,9 @@ fn http1_builder(server: &ServerSettings) -> http1::Builder {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(server.header_read_timeout)
+        // Kept by `drive` (see activity.rs): hyper's would also close a
+        // keep-alive connection after this long between two requests.
+        .header_read_timeout(None)
         .max_buf_size(server.max_header_bytes.max(HYPER_MIN_BUF))
         // Head and body flattened into one buffer: one TLS record (one
         // seal, one write) per small response instead of one per piece.
@@ -159,7 +162,9 @@ async fn serve_connection(
     let hold = pipeline::ConnHold(Arc::new(guard));
     let activity = Activity::new();
     // A client that never finishes its handshake is a slowloris too.
-    let tls = match tokio::time::timeout(server.header_read_timeout, acceptor.accept(tcp)).await {
+    let tls = match tokio::time::timeout(server.header_read_timeout, acceptor.accept(TcpSend(tcp)))
+        .await
+    {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -188,7 +193,7 @@ async fn serve_connection(
     // there is nothing to wait for.
     if session.wants_read() {
         tokio::select! {
-            readable = tls.get_ref().0.readable() => if readable.is_err() { return },
+            readable = tls.get_ref().0 .0.readable() => if readable.is_err() { return },
             () = idle_expired(activity.clone(), server.idle_timeout) => return,
             _ = shutdown.changed() => return,
         }
@@ -196,6 +201,7 @@ async fn serve_connection(
     let io = TokioIo::new(ActivityIo {
         inner: tls,
         activity: activity.clone(),
+        heads: !http2,
     });
     let service_activity = activity.clone();
     let service = service_fn(move |req| {
@@ -212,26 +218,30 @@ async fn serve_connection(
         async move { Ok::<_, Infallible>(handled.await) }
     });
     // Boxed: the connection's HTTP state is allocated now, not at accept.
+    let mut watch = Watch {
+        activity,
+        idle: server.idle_timeout,
+        head: None,
+    };
     if http2 {
         let connection = http2_builder(&server).serve_connection(io, service);
         Box::pin(drive(
             connection,
             |c| c.graceful_shutdown(),
-            activity,
-            &server,
+            watch,
             shutdown,
             peer,
         ))
         .await;
     } else {
+        watch.head = Some(server.header_read_timeout);
         let connection = http1_builder(&server)
             .serve_connection(io, service)
             .with_upgrades();
         Box::pin(drive(
             connection,
             |c| c.graceful_shutdown(),
-            activity,
-            &server,
+            watch,
             shutdown,
             peer,
         ))
@@ -239,22 +249,32 @@ async fn serve_connection(
     }
 }
 
+/// What `drive` watches a connection for.
+struct Watch {
+    activity: Arc<Activity>,
+    idle: Duration,
+    /// HTTP/1.1: how long a request head may take to arrive.
+    head: Option<Duration>,
+}
+
 /// Runs one HTTP connection to its end; past `idle_timeout` without
 /// traffic, or when the gateway shuts down, asks it to finish the requests
-/// in flight and close.
+/// in flight and close. A request head slower than `header_read_timeout`
+/// closes it at once: the head would never be answered.
 async fn drive<C>(
     connection: C,
     graceful_shutdown: impl Fn(Pin<&mut C>),
-    activity: Arc<Activity>,
-    server: &ServerSettings,
+    watch: Watch,
     mut shutdown: watch::Receiver<bool>,
     peer: std::net::SocketAddr,
 ) where
     C: Future<Output = Result<(), hyper::Error>>,
 {
     tokio::pin!(connection);
-    let idle = idle_expired(activity, server.idle_timeout);
+    let idle = idle_expired(watch.activity.clone(), watch.idle);
     tokio::pin!(idle);
+    let head = head_overdue(watch.activity, watch.head.unwrap_or(Duration::MAX));
+    tokio::pin!(head);
     let mut closing = false;
     loop {
         tokio::select! {
@@ -262,6 +282,10 @@ async fn drive<C>(
                 if let Err(e) = result {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
+                break;
+            }
+            () = &mut head, if watch.head.is_some() => {
+                tracing::debug!(%peer, "request head not complete within header_read_timeout");
                 break;
             }
             _ = &mut idle, if !closing => {

@@ -4,6 +4,7 @@
 //! (`PooledBody`), so no task or timer is needed per request; one whose
 //! response was abandoned, upgraded or failed is dropped, which closes it.
 
+use crate::tcp_send::TcpSend;
 use http::header::HOST;
 use http::{HeaderValue, Request, Response};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -177,10 +178,10 @@ impl<B: RequestBody> UpstreamPool<B> {
                 .map_err(|e| e.to_string())?;
             let _ = tcp.set_nodelay(true);
             match &self.tls {
-                None => handshake(tcp).await,
+                None => handshake(TcpSend(tcp)).await,
                 Some((connector, name)) => {
                     let tls = connector
-                        .connect(name.clone(), tcp)
+                        .connect(name.clone(), TcpSend(tcp))
                         .await
                         .map_err(|e| format!("TLS: {e}"))?;
                     handshake(tls).await

@@ -139,6 +139,33 @@ async fn slowloris_headers_are_cut_off() {
     assert_eq!(reply.status, 200);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keep_alive_connection_may_rest_longer_than_header_read_timeout() {
+    // header_read_timeout bounds a head on its way; the quiet between two
+    // requests is idle_timeout's to judge.
+    let routes = "routes:\n  - name: health\n    path: /healthz\n    auth: none\n";
+    let gw = Gateway::start_with(
+        "  header_read_timeout: 300ms\n  idle_timeout: 60s",
+        &format!("upstream:\n  url: echo\n{routes}"),
+    );
+    let mut tls = gw.tls_connect().await;
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .expect("write");
+    let mut first = vec![0u8; 16 * 1024];
+    let n = tls.read(&mut first).await.expect("read");
+    // Three times header_read_timeout without a byte either way.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let rest = read_until_closed(&mut tls)
+        .await
+        .expect("closed after the second answer");
+    let text = format!("{}{rest}", String::from_utf8_lossy(&first[..n]));
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 2, "{text}");
+}
+
 fn reader_policy(keys: &[(&str, &str)], extra: &str) -> String {
     let mut text = String::from("upstream:\n  url: echo\napi_keys:\n  keys:\n");
     for (id, key) in keys {
