@@ -217,12 +217,12 @@ async fn serve_connection(
         ));
         async move { Ok::<_, Infallible>(handled.await) }
     });
-    // Boxed: the connection's HTTP state is allocated now, not at accept.
     let mut watch = Watch {
         activity,
         idle: server.idle_timeout,
         head: None,
     };
+    // Boxed: the connection's HTTP state is allocated now, not at accept.
     if http2 {
         let connection = http2_builder(&server).serve_connection(io, service);
         Box::pin(drive(
