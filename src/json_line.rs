@@ -4,7 +4,6 @@
 //! nothing to escape, and one check over the bytes lets them be copied whole.
 //! The output is byte for byte what serde_json writes for the same fields.
 
-use std::fmt::Display;
 use std::io::Write as _;
 
 /// An object being written; `finish` closes it.
