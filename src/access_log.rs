@@ -44,7 +44,8 @@ pub struct RequestRecord {
     pub path: String,
     pub status: u16,
     pub bytes_out: u64,
-    pub upstream_ms: Option<f64>,
+    /// From sending upstream to the response head.
+    pub upstream: Option<Duration>,
     pub route: Option<Arc<str>>,
     pub auth_method: Option<&'static str>,
     pub subject: Option<Arc<str>>,
@@ -79,7 +80,7 @@ impl RequestRecord {
             path: head.uri.path().to_string(),
             status: 0,
             bytes_out: 0,
-            upstream_ms: None,
+            upstream: None,
             route: None,
             auth_method: None,
             subject: None,
@@ -119,8 +120,10 @@ fn with_rfc3339_millis<R>(now: SystemTime, f: impl FnOnce(&str) -> R) -> R {
     })
 }
 
-fn round_ms(d: std::time::Duration) -> f64 {
-    (d.as_secs_f64() * 1e6).round() / 1e3
+/// Whole microseconds, rounded to the nearest (logged as milliseconds
+/// with three decimals).
+fn micros(d: Duration) -> u64 {
+    u64::try_from((d.as_nanos() + 500) / 1000).unwrap_or(u64::MAX)
 }
 
 impl RequestRecord {
@@ -137,13 +140,15 @@ impl RequestRecord {
             .ip("client_ip", self.client_ip)
             .str("method", self.method.as_str())
             .str("path", &self.path)
-            .number("status", self.status)
-            .number("bytes_out", self.bytes_out)
-            .number(
+            .uint("status", self.status.into())
+            .uint("bytes_out", self.bytes_out)
+            .millis(
                 "duration_ms",
-                round_ms(self.duration.unwrap_or_else(|| self.started.elapsed())),
+                Some(micros(
+                    self.duration.unwrap_or_else(|| self.started.elapsed()),
+                )),
             )
-            .number("upstream_ms", self.upstream_ms)
+            .millis("upstream_ms", self.upstream.map(micros))
             .opt_str("route", self.route.as_deref())
             .opt_str("auth_method", self.auth_method)
             .opt_str("subject", self.subject.as_deref())
@@ -382,7 +387,7 @@ mod tests {
             path: "/orders/7".into(),
             status: 200,
             bytes_out: 12,
-            upstream_ms: Some(1.5),
+            upstream: Some(Duration::from_micros(1500)),
             route: Some("orders-read".into()),
             auth_method: Some("api_key"),
             subject: Some("billing".into()),

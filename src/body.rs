@@ -172,7 +172,7 @@ impl ResponseBody {
                 status: record.status,
                 decision: record.decision,
                 reason: record.reason,
-                upstream_ms: record.upstream_ms,
+                upstream_secs: record.upstream.map(|d| d.as_secs_f64()),
                 duration_secs: duration.as_secs_f64(),
             });
             if let Some(stats) = &self.stats {

@@ -160,7 +160,7 @@ pub struct FinishedRequest<'a> {
     pub status: u16,
     pub decision: Decision,
     pub reason: Option<crate::reason::Reason>,
-    pub upstream_ms: Option<f64>,
+    pub upstream_secs: Option<f64>,
     pub duration_secs: f64,
 }
 
@@ -174,8 +174,8 @@ pub fn observe_request(done: &FinishedRequest<'_>) {
         listener: done.listener,
     });
     m.request_seconds.observe(done.duration_secs);
-    if let Some(ms) = done.upstream_ms {
-        m.upstream_seconds.observe(ms / 1e3);
+    if let Some(secs) = done.upstream_secs {
+        m.upstream_seconds.observe(secs);
     }
     let reason = done.reason.map_or("", crate::reason::Reason::as_str);
     match done.decision {

@@ -98,7 +98,9 @@ fn quantile(hist: &[u64; LATENCY_BUCKETS], q: f64) -> Option<f64> {
 /// inherits it, so heavy hitters are never lost and memory stays bounded.
 #[derive(Default)]
 struct TopK {
-    counts: HashMap<Arc<str>, (u64, u64)>,
+    // foldhash: every request looks a name up here. Its seed is random per
+    // map, and the map never holds more than `TOP_CAPACITY` names.
+    counts: HashMap<Arc<str>, (u64, u64), foldhash::fast::RandomState>,
 }
 
 impl TopK {

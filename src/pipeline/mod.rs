@@ -333,6 +333,6 @@ async fn forward(
             Err(e) => Err(e),
         },
     };
-    record.upstream_ms = Some((started.elapsed().as_secs_f64() * 1e6).round() / 1e3);
+    record.upstream = Some(started.elapsed());
     result
 }
