@@ -37,5 +37,6 @@ pub mod tcp_send;
 pub mod tls;
 pub mod upgrade;
 pub mod upstream_pool;
+pub mod write_batch;
 
 pub use gateway::{run, serve, Control, Listeners, StartError};

@@ -5,6 +5,7 @@ use crate::activity::{head_overdue, idle_expired, Activity, ActivityIo, InFlight
 use crate::pipeline::{self, ConnInfo, GatewayState};
 use crate::snapshot::ServerSettings;
 use crate::tcp_send::TcpSend;
+use crate::write_batch::BatchedWrites;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -198,11 +199,11 @@ async fn serve_connection(
             _ = shutdown.changed() => return,
         }
     }
-    let io = TokioIo::new(ActivityIo {
+    let io = ActivityIo {
         inner: tls,
         activity: activity.clone(),
         heads: !http2,
-    });
+    };
     let service_activity = activity.clone();
     let service = service_fn(move |req| {
         let in_flight = InFlight::new(&service_activity);
@@ -224,6 +225,7 @@ async fn serve_connection(
     };
     // Boxed: the connection's HTTP state is allocated now, not at accept.
     if http2 {
+        let io = TokioIo::new(BatchedWrites::new(io));
         let connection = http2_builder(&server).serve_connection(io, service);
         Box::pin(drive(
             connection,
@@ -236,7 +238,7 @@ async fn serve_connection(
     } else {
         watch.head = Some(server.header_read_timeout);
         let connection = http1_builder(&server)
-            .serve_connection(io, service)
+            .serve_connection(TokioIo::new(io), service)
             .with_upgrades();
         Box::pin(drive(
             connection,
