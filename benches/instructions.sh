@@ -4,16 +4,22 @@
 # run to run, so a change of 1–2% in the gateway's own work shows. Kernel
 # time (TCP, the larger part of a proxied request) is not counted.
 #
-# Usage: bash benches/instructions.sh [path: /open | /key] [h1 | h2] [requests]
+# Usage: bash benches/instructions.sh [path: /open | /key] [h1 | h2] [requests] [authgate | haproxy]
 #   /open: no auth; /key: an API key with a rate limit. h2: 10 streams per connection.
+#   haproxy: the same count for HAProxy without logging on /open (the
+#   reference of benches/e2e.sh), a comparison this VM's noise cannot move.
 # Prints "instructions/request N"; with KEEP=FILE, keeps the callgrind profile
-# (read it with callgrind_annotate FILE).
+# (read it with callgrind_annotate FILE); CONNECTIONS=N (default 4) sets the
+# client connections (each costs a TLS handshake).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUTE=${1:-/open}; PROTO=${2:-h1}; N=${3:-2000}
+ROUTE=${1:-/open}; PROTO=${2:-h1}; N=${3:-2000}; PROXY=${4:-authgate}
+CONNECTIONS=${CONNECTIONS:-4}
 need() { command -v "$1" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; }
 need valgrind valgrind
 need h2load nghttp2-client
+[ "$PROXY" = haproxy ] && need haproxy haproxy
+[ "$PROXY" = haproxy ] && [ "$ROUTE" != /open ] && { echo "haproxy: only /open"; exit 2; }
 cargo build --release --quiet --bin authgate --example bench_upstream
 BIN=$PWD/target/release
 WORK=$(mktemp -d)
@@ -44,11 +50,29 @@ access_log: {output: access.log}
 YAML
 export BENCH_ADMIN_TOKEN=bench-admin-token-0123456789
 $BIN/examples/bench_upstream 127.0.0.1:18180 2>/dev/null & PIDS+=($!)
+cat "$WORK/gateway.pem" "$WORK/gateway-key.pem" > "$WORK/combined.pem"
+cat > "$WORK/haproxy.cfg" <<CFG
+global
+  nbthread 1
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 60s
+  timeout server 30s
+frontend fe
+  bind 127.0.0.1:18543 ssl crt $WORK/combined.pem alpn h2,http/1.1
+  default_backend be
+backend be
+  http-reuse always
+  server up 127.0.0.1:18180
+CFG
+PROXY_CMD=("$BIN/authgate" run -c gateway.yaml)
+[ "$PROXY" = haproxy ] && PROXY_CMD=(haproxy -f haproxy.cfg -db)
 # Instrumentation starts off: start-up and the warm-up requests are not counted.
 (cd "$WORK" && exec valgrind --tool=callgrind --instr-atstart=no \
-  --callgrind-out-file="$WORK/callgrind.out" "$BIN/authgate" run -c gateway.yaml 2>valgrind.err) & GW=$!; PIDS+=($GW)
+  --callgrind-out-file="$WORK/callgrind.out" "${PROXY_CMD[@]}" 2>valgrind.err >/dev/null) & GW=$!; PIDS+=($GW)
 for _ in $(seq 150); do (exec 3<>/dev/tcp/127.0.0.1/18543) 2>/dev/null && break; sleep 0.2; done
-ARGS=(-c 4); [ "$PROTO" = h1 ] && ARGS+=(--h1 -m 1) || ARGS+=(-m 10)
+ARGS=(-c "$CONNECTIONS"); [ "$PROTO" = h1 ] && ARGS+=(--h1 -m 1) || ARGS+=(-m 10)
 [ "$ROUTE" = /key ] && ARGS+=(-H "x-api-key: agk_bench_1")
 h2load "${ARGS[@]}" -n 300 "https://127.0.0.1:18543$ROUTE" >/dev/null
 callgrind_control -i on "$GW" >/dev/null 2>&1
@@ -59,5 +83,5 @@ callgrind_control -d "$GW" >/dev/null 2>&1
 sleep 1
 TOTAL=$(for f in "$WORK"/callgrind.out*; do callgrind_annotate "$f" 2>/dev/null | grep "PROGRAM TOTALS" || true; done \
   | python3 -c "import sys; print(sum(int(l.split()[0].replace(',', '')) for l in sys.stdin if l.strip()))")
-echo "instructions/request $((TOTAL / N))   ($PROTO $ROUTE, $N requests, 4 connections)"
+echo "instructions/request $((TOTAL / N))   ($PROXY, $PROTO $ROUTE, $N requests, $CONNECTIONS connections)"
 if [ -n "${KEEP:-}" ]; then cp "$(ls -S "$WORK"/callgrind.out* | head -1)" "$KEEP"; fi
