@@ -22,11 +22,13 @@ need h2load nghttp2-client
 [ "$PROXY" = haproxy ] && [ "$ROUTE" != /open ] && { echo "haproxy: only /open"; exit 2; }
 cargo build --release --quiet --bin authgate --example bench_upstream
 BIN=$PWD/target/release
+# AUTHGATE=path counts another build (scripts/pgo.sh's, say) instead.
+GATEWAY=$(realpath "${AUTHGATE:-$BIN/authgate}")
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
-$BIN/authgate certs --out "$WORK" >/dev/null
+"$GATEWAY" certs --out "$WORK" >/dev/null
 cat > "$WORK/gateway.yaml" <<YAML
 server:
   listen: 127.0.0.1:18543
@@ -66,10 +68,11 @@ backend be
   http-reuse always
   server up 127.0.0.1:18180
 CFG
-PROXY_CMD=("$BIN/authgate" run -c gateway.yaml)
+PROXY_CMD=("$GATEWAY" run -c gateway.yaml)
 [ "$PROXY" = haproxy ] && PROXY_CMD=(haproxy -f haproxy.cfg -db)
 # Instrumentation starts off: start-up and the warm-up requests are not counted.
-(cd "$WORK" && exec valgrind --tool=callgrind --instr-atstart=no \
+# shellcheck disable=SC2086
+(cd "$WORK" && exec valgrind --tool=callgrind --instr-atstart=no ${CGOPTS:-} \
   --callgrind-out-file="$WORK/callgrind.out" "${PROXY_CMD[@]}" 2>valgrind.err >/dev/null) & GW=$!; PIDS+=($GW)
 for _ in $(seq 150); do (exec 3<>/dev/tcp/127.0.0.1/18543) 2>/dev/null && break; sleep 0.2; done
 ARGS=(-c "$CONNECTIONS"); [ "$PROTO" = h1 ] && ARGS+=(--h1 -m 1) || ARGS+=(-m 10)
@@ -81,7 +84,23 @@ h2load "${ARGS[@]}" -n "$N" "https://127.0.0.1:18543$ROUTE" | grep -q "$N succee
 callgrind_control -i off "$GW" >/dev/null 2>&1
 callgrind_control -d "$GW" >/dev/null 2>&1
 sleep 1
-TOTAL=$(for f in "$WORK"/callgrind.out*; do callgrind_annotate "$f" 2>/dev/null | grep "PROGRAM TOTALS" || true; done \
-  | python3 -c "import sys; print(sum(int(l.split()[0].replace(',', '')) for l in sys.stdin if l.strip()))")
-echo "instructions/request $((TOTAL / N))   ($PROXY, $PROTO $ROUTE, $N requests, $CONNECTIONS connections)"
+# Each profile file's "events:" line names the columns of its "totals:" line.
+python3 - "$N" "$PROXY, $PROTO $ROUTE, $N requests, $CONNECTIONS connections" "$WORK"/callgrind.out* <<'PY'
+import sys
+n, label, files = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+totals = {}
+for path in files:
+    events = []
+    for line in open(path):
+        if line.startswith("events:"):
+            events = line.split()[1:]
+        elif line.startswith("totals:"):
+            for event, count in zip(events, line.split()[1:]):
+                totals[event] = totals.get(event, 0) + int(count)
+print(f"instructions/request {totals.get('Ir', 0) // n}   ({label})")
+if "I1mr" in totals:
+    d1 = totals["D1mr"] + totals["D1mw"]
+    ll = totals["ILmr"] + totals["DLmr"] + totals["DLmw"]
+    print(f"L1i misses/request {totals['I1mr'] // n}, L1d misses/request {d1 // n}, LL misses/request {ll // n}")
+PY
 if [ -n "${KEEP:-}" ]; then cp "$(ls -S "$WORK"/callgrind.out* | head -1)" "$KEEP"; fi
