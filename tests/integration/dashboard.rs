@@ -109,14 +109,19 @@ async fn the_dashboard_page_shows_the_counts_draws_its_charts_and_fits_400_px() 
     );
     assert!(text("callers").await.contains("reader"));
 
-    // The data lines are drawn in the series' blue (#2f6fdb): count the
-    // pixels of that colour, which the grid and the labels do not use.
-    let painted = r#"return ["chart-rps", "chart-latency"].map((id) => {
+    // Count the pixels of the colours the data lines are drawn in, which the
+    // grid and the labels do not use. Requests per second: the blue of its
+    // series (#2f6fdb). Latency: the blue p50 or the orange p99 (#d9822b),
+    // drawn over it: latency quantiles come from buckets, so p50 often
+    // equals p99 and the orange line then hides the blue one entirely.
+    let painted = r#"const blue = [47, 111, 219], orange = [217, 130, 43];
+    return [["chart-rps", [blue]], ["chart-latency", [blue, orange]]].map(([id, colours]) => {
         const c = document.getElementById(id);
         const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
         let ink = 0;
         for (let i = 0; i < d.length; i += 4)
-          if (d[i + 3] > 200 && Math.abs(d[i] - 47) < 40 && Math.abs(d[i + 1] - 111) < 40 && Math.abs(d[i + 2] - 219) < 40) ink++;
+          if (d[i + 3] > 200 && colours.some(([r, g, b]) =>
+              Math.abs(d[i] - r) < 40 && Math.abs(d[i + 1] - g) < 40 && Math.abs(d[i + 2] - b) < 40)) ink++;
         return ink;
     });"#;
     let ink = browser

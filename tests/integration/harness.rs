@@ -26,6 +26,9 @@ pub const ALL_KEYS: [&str; 4] = [READER_KEY, ADMIN_KEY, EXPIRED_KEY, DISABLED_KE
 /// A generous bound so a hung gateway fails the test instead of hanging it.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How long `Gateway::stderr_when` waits for a line to be captured.
+pub const STDERR_WAIT: Duration = Duration::from_secs(10);
+
 pub fn digest(key: &str) -> String {
     authgate::auth::api_key::format_digest(&authgate::secret::sha256(key.as_bytes()))
 }
@@ -485,6 +488,21 @@ impl Gateway {
 
     pub fn stderr_text(&self) -> String {
         self.stderr.lock().expect("lock").join("\n")
+    }
+
+    /// Stderr once it holds every one of `needles`, or as it is after
+    /// `STDERR_WAIT`: a reader thread captures each line some time after
+    /// the gateway wrote it, so the line of something just observed (a
+    /// state change, an exit) may not be there yet. The caller asserts.
+    pub async fn stderr_when(&self, needles: &[&str]) -> String {
+        let deadline = std::time::Instant::now() + STDERR_WAIT;
+        loop {
+            let text = self.stderr_text();
+            if needles.iter().all(|n| text.contains(n)) || std::time::Instant::now() >= deadline {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// The access-log record of a request, waiting briefly since it is written

@@ -537,10 +537,24 @@ async fn an_admin_revocation_of_the_subject_ends_the_session_at_once() {
 
 #[tokio::test]
 async fn sessions_end_when_idle_or_too_old_and_are_rate_limited_per_person() {
+    // Session times are whole seconds and a session ends once more than the
+    // limit has passed: with a limit of N s it is sure to be valid for N s
+    // and sure to have ended after N + 1 s. The limits leave the steps that
+    // expect a valid session well clear of both, on a slow machine too.
+    const IDLE_TIMEOUT_SECS: u64 = 2;
+    const MAX_LIFETIME_SECS: u64 = 3;
     let provider = provider_with(None);
     let upstream = Upstream::start().await;
-    let idle = gateway_for(&provider, &upstream, "  idle_timeout: 1s\n");
-    let old = gateway_for(&provider, &upstream, "  max_lifetime: 2s\n");
+    let idle = gateway_for(
+        &provider,
+        &upstream,
+        &format!("  idle_timeout: {IDLE_TIMEOUT_SECS}s\n"),
+    );
+    let old = gateway_for(
+        &provider,
+        &upstream,
+        &format!("  max_lifetime: {MAX_LIFETIME_SECS}s\n"),
+    );
     let limited = Gateway::in_process(&format!(
         "upstream:\n  url: {}\nrate_limits:\n  limits:\n    people: {{rate: 2/min, burst: 2}}\n{}{ROUTES}",
         upstream.url(),
@@ -548,9 +562,10 @@ async fn sessions_end_when_idle_or_too_old_and_are_rate_limited_per_person() {
     ));
     provider.register(&[&idle, &old, &limited]).await;
     let mut on_idle = SignInDriver::new(&idle, &provider);
-    on_idle.sign_in(&idle.url("/orders/1"), "alice").await;
-    let mut on_old = SignInDriver::new(&old, &provider);
-    on_old.sign_in(&old.url("/orders/1"), "alice").await;
+    let (_, landing) = on_idle.sign_in(&idle.url("/orders/1"), "alice").await;
+    // The landing used the new session; from here on it is left alone.
+    let idle_since = std::time::Instant::now();
+    assert_eq!(landing.expect("landing page").status, 200);
     let mut on_limited = SignInDriver::new(&limited, &provider);
     on_limited.sign_in(&limited.url("/orders/1"), "alice").await;
 
@@ -562,8 +577,12 @@ async fn sessions_end_when_idle_or_too_old_and_are_rate_limited_per_person() {
     assert_eq!(third.status, 429);
 
     // Used every half second, the old session still ends at its lifetime.
+    // Signed in just before its first use, which comes about half a second
+    // into a lifetime of three; the last use comes at least five seconds in.
+    let mut on_old = SignInDriver::new(&old, &provider);
+    on_old.sign_in(&old.url("/orders/1"), "alice").await;
     let mut used = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..10 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         used.push(
             api_get(&mut on_old, &old.url("/orders/1"))
@@ -573,7 +592,14 @@ async fn sessions_end_when_idle_or_too_old_and_are_rate_limited_per_person() {
         );
     }
     assert_eq!(used[0], 200, "{used:?}");
-    assert_eq!(*used.last().expect("eight"), 401, "{used:?}");
+    assert_eq!(*used.last().expect("ten"), 401, "{used:?}");
+
+    // Unused for longer than idle_timeout + 1 s (the loop above already
+    // took longer than that; this only makes sure of it).
+    let quiet = Duration::from_millis(IDLE_TIMEOUT_SECS * 1000 + 1500);
+    if let Some(rest) = quiet.checked_sub(idle_since.elapsed()) {
+        tokio::time::sleep(rest).await;
+    }
     let stale = api_get(&mut on_idle, &idle.url("/orders/1")).await;
     assert_eq!(stale.status, 401);
     assert_eq!(
