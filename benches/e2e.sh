@@ -5,6 +5,8 @@
 # like authgate (column "haproxy") and with no logging at all, its fastest
 # ("haproxy-nolog"), so both comparisons come from the same run. TLS keep-alive, 50 connections, each job run 3 times
 # interleaved; the table shows medians. Usage: bash benches/e2e.sh [seconds-per-run]
+# authgate is the profile-guided build of scripts/pgo.sh (about 8 minutes
+# more); PGO=0 measures the plain release build, AUTHGATE=path any build.
 #
 # Jobs: (a) direct to the upstream, plain HTTP   (b) proxy, route without auth
 #       (c) API key from a 10,000-key policy      (d) HS256 JWT
@@ -35,13 +37,22 @@ ulimit -n "$(ulimit -Hn)"
 HOLD=$(( $(ulimit -n) > 12000 ? 10000 : $(ulimit -n) - 2000 ))
 cargo build --release --quiet --bin authgate --example bench_upstream --example bench_tool
 BIN=target/release
+# The gateway measured: the profile-guided build of scripts/pgo.sh, the one
+# docs/operations.md recommends for production (PGO=0: the plain release
+# build; AUTHGATE=path: any other build).
+if [ -z "${AUTHGATE:-}" ] && [ "${PGO:-1}" = 1 ]; then
+  bash scripts/pgo.sh
+  AUTHGATE=target/pgo/release/authgate
+fi
+GATEWAY=$(realpath "${AUTHGATE:-$BIN/authgate}")
+echo "== measuring $GATEWAY"
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 echo "== preparing keys, tokens and policies in $WORK"
-$BIN/authgate certs --out "$WORK" >/dev/null
+"$GATEWAY" certs --out "$WORK" >/dev/null
 cat "$WORK/gateway.pem" "$WORK/gateway-key.pem" > "$WORK/combined.pem"
 $BIN/examples/bench_tool tokens "$WORK" "$FRESH_TOKENS"
 HS_SECRET=bench-hs-secret-bench-hs-secret-0123
@@ -197,8 +208,8 @@ s.bind(('127.0.0.1', 5514))
 while True:
     s.recv(65535)
 " & PIDS+=($!)
-(cd "$WORK" && exec taskset -c 0 "$OLDPWD/$BIN/authgate" run -c gateway.yaml 2>gw.err) & GW=$!; PIDS+=($GW)
-(cd "$WORK" && exec taskset -c 0 "$OLDPWD/$BIN/authgate" run -c gateway-quiet.yaml 2>gw-quiet.err) & PIDS+=($!)
+(cd "$WORK" && exec taskset -c 0 "$GATEWAY" run -c gateway.yaml 2>gw.err) & GW=$!; PIDS+=($GW)
+(cd "$WORK" && exec taskset -c 0 "$GATEWAY" run -c gateway-quiet.yaml 2>gw-quiet.err) & PIDS+=($!)
 taskset -c 0 haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>"$WORK/haproxy.err" & PIDS+=($!)
 taskset -c 0 haproxy -f "$WORK/haproxy-nolog.cfg" -db >"$WORK/haproxy-nolog.log" 2>"$WORK/haproxy-nolog.err" & PIDS+=($!)
 taskset -c 0 nginx -c "$WORK/nginx.conf" -e "$WORK/nginx.err" & PIDS+=($!)
