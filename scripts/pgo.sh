@@ -80,16 +80,27 @@ for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/18643) 2>/dev/null && break;
 
 echo "== training load"
 URL=https://127.0.0.1:18643
-train() { h2load "$@" >/dev/null || true; }
+# train CLASS H2LOAD-ARGS...: every response must be of CLASS (2xx or 4xx),
+# or the profile would be of the wrong path.
+train() {
+  local class=$1 n out
+  shift
+  out=$(h2load "$@" 2>&1) || true
+  n=$(echo "$out" | awk '/^requests:/ {print $2}')
+  echo "$out" | grep -q "status codes: .*\b$n $class" && return
+  echo "training step failed: h2load $*"; echo "$out" | tail -5; cat "$WORK/gateway.err"; exit 1
+}
+HS="authorization: Bearer $(cat "$WORK/hs_token")"
+RS="authorization: Bearer $(cat "$WORK/rs_token")"
 for proto in "--h1 -m 1" "-m 10"; do
   # shellcheck disable=SC2086
   {
-    train $proto -c 16 -n 40000 "$URL/open"
-    train $proto -c 16 -n 20000 -H "x-api-key: agk_bench_1" "$URL/key"
-    train $proto -c 16 -n 20000 -H "authorization: Bearer $(cat "$WORK/hs_token")" "$URL/jwt"
-    train $proto -c 16 -n 20000 -H "authorization: Bearer $(cat "$WORK/rs_token")" "$URL/jwt"
-    train $proto -c 4 -n 2000 -H "x-api-key: agk_wrong" "$URL/key"
-    train $proto -c 4 -n 2000 "$URL/nowhere"
+    train 2xx $proto -c 16 -n 40000 "$URL/open"
+    train 2xx $proto -c 16 -n 20000 -H "x-api-key: agk_bench_1" "$URL/key"
+    train 2xx $proto -c 16 -n 20000 -H "$HS" "$URL/jwt"
+    train 2xx $proto -c 16 -n 20000 -H "$RS" "$URL/jwt"
+    train 4xx $proto -c 4 -n 2000 -H "x-api-key: agk_wrong" "$URL/key"
+    train 4xx $proto -c 4 -n 2000 "$URL/nowhere"
   }
 done
 kill -TERM "$GW"; wait "$GW" || true
