@@ -249,7 +249,11 @@ LOAD_RSS=0
 for round in $(seq $ROUNDS); do
   echo "== round $round/$ROUNDS"
   run a direct http://127.0.0.1:18080/ ""
-  for proxy in authgate:18443 haproxy:19443 haproxy-nolog:19444; do
+  # Each round starts with another proxy, so none is always the one that
+  # follows the direct run (or another's load).
+  PROXIES=(authgate:18443 haproxy:19443 haproxy-nolog:19444)
+  shift_by=$(( (round - 1) % ${#PROXIES[@]} ))
+  for proxy in "${PROXIES[@]:shift_by}" "${PROXIES[@]:0:shift_by}"; do
     name=${proxy%%:*}; port=${proxy##*:}
     run b $name "https://127.0.0.1:$port/open" ""
     run c $name "https://127.0.0.1:$port/key" "$WORK/key.lua" &
@@ -264,10 +268,11 @@ for round in $(seq $ROUNDS); do
   run i authgate https://127.0.0.1:18444/key "$WORK/key.lua"
 done
 
-echo "== (j) HTTP/2: h2load, 64 connections x 10 streams"
-for proxy in authgate:18443 haproxy:19443 haproxy-nolog:19444; do
-  name=${proxy%%:*}; port=${proxy##*:}
-  for round in $(seq $ROUNDS); do
+echo "== (j) HTTP/2: h2load, 64 connections x 10 streams, rounds interleaved"
+for round in $(seq $ROUNDS); do
+  shift_by=$(( (round - 1) % ${#PROXIES[@]} ))
+  for proxy in "${PROXIES[@]:shift_by}" "${PROXIES[@]:0:shift_by}"; do
+    name=${proxy%%:*}; port=${proxy##*:}
     taskset -c 1 h2load -c64 -m10 -D "$DURATION" "https://127.0.0.1:$port/open" >> "$WORK/j.$name.h2" 2>&1 || true
   done
 done
@@ -282,7 +287,9 @@ PY
 PACED_SECS=$((DURATION * 2))
 echo "== (k) paced load at $PACED_RATE req/s for ${PACED_SECS}s, 64 connections"
 for round in $(seq $ROUNDS); do
-  for proxy in authgate:18443 haproxy-nolog:19444; do
+  PAIR=(authgate:18443 haproxy-nolog:19444)
+  [ $((round % 2)) = 0 ] && PAIR=(haproxy-nolog:19444 authgate:18443)
+  for proxy in "${PAIR[@]}"; do
     name=${proxy%%:*}; port=${proxy##*:}
     taskset -c 1 $BIN/examples/bench_tool paced "https://127.0.0.1:$port/open" "$WORK/gateway.pem" \
       "$PACED_RATE" "$PACED_SECS" 64 >> "$WORK/k.$name.paced" 2>/dev/null
