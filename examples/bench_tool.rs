@@ -111,11 +111,16 @@ fn paced(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     };
     let (rate, secs, conns): (f64, f64, usize) = (rate.parse()?, secs.parse()?, conns.parse()?);
     let tls = client_config(cert)?;
+    // BENCH_NODELAY=1: TCP_NODELAY on the client's sockets (hyper's
+    // connector leaves Nagle on by default).
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(std::env::var_os("BENCH_NODELAY").is_some());
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .build();
+        .wrap_connector(http);
     let uri: http::Uri = url.parse()?;
     let headers: Vec<(String, String)> = headers
         .iter()
@@ -135,8 +140,29 @@ fn paced(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         let slots = Arc::new(tokio::sync::Semaphore::new(conns));
         let total = (rate * secs) as u64;
         let interval = Duration::from_secs_f64(1.0 / rate);
+        // BENCH_WARM=1: open the connections with one request each, all at
+        // once, before the clock starts, so the run measures a steady state
+        // instead of connections opening while the load arrives.
+        if std::env::var_os("BENCH_WARM").is_some() {
+            let warm: Vec<_> = (0..conns)
+                .map(|_| {
+                    let (client, uri) = (client.clone(), uri.clone());
+                    tokio::spawn(async move {
+                        if let Ok(req) = http::Request::get(uri).body(Empty::new()) {
+                            if let Ok(response) = client.request(req).await {
+                                let _ = response.into_body().collect().await;
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for task in warm {
+                let _ = task.await;
+            }
+        }
         let start = tokio::time::Instant::now();
-        let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(Option<u16>, u64)>();
+        let (done_tx, mut done_rx) =
+            tokio::sync::mpsc::unbounded_channel::<(Option<u16>, u64, u64)>();
         for i in 0..total {
             let scheduled = start + interval.mul_f64(i as f64);
             tokio::time::sleep_until(scheduled).await;
@@ -169,19 +195,30 @@ fn paced(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
                     Err(_) => None,
                 };
                 let micros = scheduled.elapsed().as_micros() as u64;
-                let _ = done.send((status, micros));
+                let _ = done.send((status, micros, i));
             });
         }
         drop(done_tx);
         let mut latencies = Vec::with_capacity(total as usize);
         let mut statuses = std::collections::BTreeMap::<String, u64>::new();
         let mut errors = 0u64;
-        while let Some((status, micros)) = done_rx.recv().await {
+        // BENCH_TIMELINE=1: the worst latency of each 100 ms of scheduled
+        // time on stderr, to see when a tail builds up.
+        let per_bucket = (rate / 10.0).max(1.0) as u64;
+        let mut worst = vec![0u64; (total / per_bucket + 1) as usize];
+        while let Some((status, micros, i)) = done_rx.recv().await {
             match status {
                 Some(s) => *statuses.entry(s.to_string()).or_default() += 1,
                 None => errors += 1,
             }
             latencies.push(micros);
+            if let Some(w) = worst.get_mut((i / per_bucket) as usize) {
+                *w = (*w).max(micros);
+            }
+        }
+        if std::env::var_os("BENCH_TIMELINE").is_some() {
+            let ms: Vec<u64> = worst.iter().map(|us| us / 1000).collect();
+            eprintln!("worst ms per 100 ms: {ms:?}");
         }
         latencies.sort_unstable();
         let at = |q: f64| {
