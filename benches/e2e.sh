@@ -245,15 +245,20 @@ run() { # name url script
   if [ -n "$4" ]; then taskset -c 1 wrk -t1 -c$CONNS -d${DURATION}s --latency -s "$4" "$3" >> "$out" 2>&1
   else taskset -c 1 wrk -t1 -c$CONNS -d${DURATION}s --latency "$3" >> "$out" 2>&1; fi
 }
+# in_turn ROUND ITEM...: the items, rotated by one place per round, so each
+# round starts with another proxy and none always runs right after the
+# direct job or after another's load.
+in_turn() {
+  local round=$1; shift
+  local items=("$@") i
+  for i in "${!items[@]}"; do echo "${items[(i + round - 1) % ${#items[@]}]}"; done
+}
+PROXIES=(authgate:18443 haproxy:19443 haproxy-nolog:19444)
 LOAD_RSS=0
 for round in $(seq $ROUNDS); do
   echo "== round $round/$ROUNDS"
   run a direct http://127.0.0.1:18080/ ""
-  # Each round starts with another proxy, so none is always the one that
-  # follows the direct run (or another's load).
-  PROXIES=(authgate:18443 haproxy:19443 haproxy-nolog:19444)
-  shift_by=$(( (round - 1) % ${#PROXIES[@]} ))
-  for proxy in "${PROXIES[@]:shift_by}" "${PROXIES[@]:0:shift_by}"; do
+  for proxy in $(in_turn "$round" "${PROXIES[@]}"); do
     name=${proxy%%:*}; port=${proxy##*:}
     run b $name "https://127.0.0.1:$port/open" ""
     run c $name "https://127.0.0.1:$port/key" "$WORK/key.lua" &
@@ -270,8 +275,7 @@ done
 
 echo "== (j) HTTP/2: h2load, 64 connections x 10 streams, rounds interleaved"
 for round in $(seq $ROUNDS); do
-  shift_by=$(( (round - 1) % ${#PROXIES[@]} ))
-  for proxy in "${PROXIES[@]:shift_by}" "${PROXIES[@]:0:shift_by}"; do
+  for proxy in $(in_turn "$round" "${PROXIES[@]}"); do
     name=${proxy%%:*}; port=${proxy##*:}
     taskset -c 1 h2load -c64 -m10 -D "$DURATION" "https://127.0.0.1:$port/open" >> "$WORK/j.$name.h2" 2>&1 || true
   done
@@ -292,9 +296,7 @@ PY
 PACED_SECS=$((DURATION * 2))
 echo "== (k) paced load at $PACED_RATE req/s for ${PACED_SECS}s, 64 connections"
 for round in $(seq $ROUNDS); do
-  PAIR=(authgate:18443 haproxy-nolog:19444)
-  [ $((round % 2)) = 0 ] && PAIR=(haproxy-nolog:19444 authgate:18443)
-  for proxy in "${PAIR[@]}"; do
+  for proxy in $(in_turn "$round" authgate:18443 haproxy-nolog:19444); do
     name=${proxy%%:*}; port=${proxy##*:}
     BENCH_WARM=1 taskset -c 1 $BIN/examples/bench_tool paced "https://127.0.0.1:$port/open" "$WORK/gateway.pem" \
       "$PACED_RATE" "$PACED_SECS" 64 >> "$WORK/k.$name.paced" 2>/dev/null
